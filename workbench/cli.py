@@ -1,0 +1,163 @@
+"""The ``workbench`` command.
+
+    workbench eval   --model minilm --task cosqa --split dev [--data-dir DIR]   -> JSON metrics
+    workbench run    [--preset smoke|cpu|gpu] [--notebooks 00 ...] [--set name=value ...]
+    workbench corpus [--preset cpu]                                           -> builds, prints stats
+    workbench models [--fetch mpnet]                                          -> the offline registry
+
+Errors the user can fix (bad files, unknown names, bad parameters) print one clear line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from .errors import WorkbenchError
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .benchmarks import load_task
+    from .evaluation import evaluate
+    from .models import BiEncoder
+    from .runtime import set_threads
+
+    set_threads(args.threads)
+    kwargs: dict[str, Any] = {}
+    if args.data_dir:
+        kwargs["data_dir"] = args.data_dir
+    if args.split:
+        kwargs["split"] = args.split
+    if args.language:
+        kwargs["language"] = args.language
+    task = load_task(args.task, **kwargs)
+    if args.queries:
+        task = task.subset(args.queries, seed=args.seed)
+    encoder = BiEncoder.load(
+        args.model, pooling=args.pooling, max_query_len=args.max_query_len, max_code_len=args.max_code_len, device=args.device
+    )
+    result = evaluate(
+        encoder,
+        task,
+        k=args.k,
+        batch_size=args.batch_size,
+        bf16=args.bf16,
+        n_boot=args.n_boot,
+        seed=args.seed,
+        show_progress=not args.quiet,
+        model_name=args.model,
+    )
+    out = result.to_dict()
+    out["settings"] = {
+        "pooling": encoder.pooling,
+        "max_query_len": encoder.max_query_len,
+        "max_code_len": encoder.max_code_len,
+        "bf16": args.bf16,
+        "threads": args.threads,
+    }
+    text = json.dumps(out, indent=2, sort_keys=True)
+    if args.output:
+        from .store import atomic_write_text
+
+        atomic_write_text(args.output, text + "\n")
+    print(text)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .config import parse_assignment
+    from .runs import run_notebooks, summary_lines
+
+    overrides = dict(parse_assignment(s) for s in args.set or [])
+    record = run_notebooks(args.preset, args.notebooks, overrides, run_dir=args.run_dir, log_output=not args.quiet)
+    print("\n".join(summary_lines(record)))
+    return 0 if record.ok else 1
+
+
+def _corpus(args: argparse.Namespace) -> int:
+    from .config import resolve
+    from .corpus import build_corpus, corpus_stats, spec_for
+
+    params = resolve(args.preset)
+    spec = spec_for(args.spec or params.corpus)
+    pairs = build_corpus(spec, force=args.force)
+    print(corpus_stats(pairs).to_string())
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .models.registry import REGISTRY, resolve_model
+
+    if args.fetch:
+        path = resolve_model(args.fetch)
+        print(f"{args.fetch}: {path}")
+        return 0
+    for entry in REGISTRY.values():
+        print(f"{entry.name:<8} {entry.description}\n         install: {entry.install}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="workbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("eval", help="evaluate a model on a retrieval task and print JSON metrics")
+    e.add_argument("--model", default="minilm", help="registry name (minilm, mpnet) or a local model folder")
+    e.add_argument("--task", default="cosqa", help="cosqa, csn, advtest, xlcost or beir")
+    e.add_argument("--split", default=None, help="split of the task (cosqa: dev or test)")
+    e.add_argument("--language", default=None, help="language (csn, xlcost)")
+    e.add_argument("--data-dir", default=None, help="folder (or file for advtest) holding the task's files")
+    e.add_argument("--pooling", default=None, choices=["mean", "cls", "max", "last"])
+    e.add_argument("--max-query-len", type=int, default=64)
+    e.add_argument("--max-code-len", type=int, default=256)
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--bf16", action="store_true", help="bf16 autocast (CPU or GPU)")
+    e.add_argument("--device", default=None, help="cpu or cuda (default: cpu)")
+    e.add_argument("--threads", type=int, default=int(os.environ.get("WORKBENCH_THREADS", "2")))
+    e.add_argument("--k", type=int, default=1000, help="MRR@k cut-off (CodeXGLUE: 1000)")
+    e.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    e.add_argument("--queries", type=int, default=None, help="evaluate a random subset of this many queries")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--output", default=None, help="also write the JSON to this file")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=_eval)
+
+    r = sub.add_parser("run", help="execute the notebooks headlessly with papermill")
+    r.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "gpu"])
+    r.add_argument("--notebooks", nargs="*", default=None, help="names or numbers (default: all, in order)")
+    r.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter (repeatable)")
+    r.add_argument("--run-dir", default=None, help="write into this folder instead of a new timestamped one")
+    r.add_argument("--quiet", action="store_true", help="do not stream the notebooks' output")
+    r.set_defaults(func=_run)
+
+    c = sub.add_parser("corpus", help="build (or load from cache) the mined corpus and print its statistics")
+    c.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "gpu"])
+    c.add_argument("--spec", default=None, help="a named corpus spec (default: the preset's)")
+    c.add_argument("--force", action="store_true", help="rebuild even if cached")
+    c.set_defaults(func=_corpus)
+
+    m = sub.add_parser("models", help="list the offline model registry, or assemble a model")
+    m.add_argument("--fetch", default=None, help="assemble/verify a registry model and print its folder")
+    m.set_defaults(func=_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except WorkbenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""Presets and typed run parameters.
+
+A run is a preset (``smoke`` for tests, ``cpu`` for a 2-core machine, ``gpu`` for an accelerator)
+plus overrides. Overrides are checked before any work starts: an unknown name or a value of the
+wrong type is a ParameterError that lists the allowed parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from .errors import ParameterError
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every parameter a notebook reads. Defaults are the ``cpu`` preset."""
+
+    preset: str = "cpu"
+    # model and hardware
+    model: str = "minilm"
+    threads: int = 2
+    device: str = "auto"
+    max_query_len: int = 64
+    max_code_len: int = 256
+    eval_batch_size: int = 64
+    bf16_eval: bool = False
+    # data
+    corpus: str = "cpu"  # a named corpus spec: see workbench.corpus
+    train_pairs: int = 3000  # training pairs sampled for the quickstart fine-tune
+    test_queries: int | None = 1000  # in-distribution test queries (None = all)
+    ood_queries: int | None = 1000  # OOD (stdlib) queries (None = all)
+    cosqa_queries: int | None = None  # CoSQA dev queries (None = all 500)
+    cosqa_pool: int | None = None  # CoSQA pool size (None = all 6,267; smaller only for smoke)
+    # training
+    epochs: int = 2
+    batch_size: int = 32
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    temperature: float = 0.05
+    train_max_code_len: int = 256
+    bf16_train: bool = False
+    dynamics_mode: str = "in_batch"
+    checkpoints_per_epoch: int = 1
+    fixed_pool_size: int = 256
+    seed: int = 42
+    # evaluation
+    k: int = 1000
+    n_boot: int = 1000
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # minutes on 2 cores: used by the tests and for trying things out; numbers are not comparable
+    "smoke": dict(
+        corpus="smoke",
+        train_pairs=96,
+        test_queries=100,
+        ood_queries=100,
+        cosqa_queries=50,
+        cosqa_pool=500,
+        max_code_len=128,
+        train_max_code_len=96,
+        epochs=2,
+        batch_size=16,
+        n_boot=200,
+        bf16_eval=True,
+    ),
+    # the default: the full CoSQA dev pool, a short fine-tune, on a 2-core CPU
+    "cpu": dict(),
+    # an accelerator: bigger batches, more data, mixed precision
+    "gpu": dict(
+        device="cuda",
+        threads=8,
+        train_pairs=20000,
+        test_queries=None,
+        ood_queries=None,
+        epochs=3,
+        batch_size=128,
+        eval_batch_size=256,
+        bf16_eval=True,
+        bf16_train=True,
+        checkpoints_per_epoch=2,
+    ),
+}
+
+_ALLOWED_CHOICES = {
+    "dynamics_mode": ("in_batch", "fixed_pool", "none"),
+    "device": ("auto", "cpu", "cuda", "mps"),
+}
+
+
+def _type_ok(value: Any, annotation: Any) -> bool:
+    hint = typing.get_type_hints(Params)[annotation] if isinstance(annotation, str) else annotation
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def allowed_parameters() -> dict[str, str]:
+    hints = typing.get_type_hints(Params)
+    return {f.name: str(hints[f.name]).replace("typing.", "").replace("<class '", "").replace("'>", "") for f in fields(Params)}
+
+
+def resolve(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> Params:
+    """The preset's parameters with ``overrides`` applied, validated by name, type and choice."""
+    if preset not in PRESETS:
+        raise ParameterError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    overrides = dict(overrides or {})
+    hints = typing.get_type_hints(Params)
+    allowed = allowed_parameters()
+    for name, value in overrides.items():
+        if name not in hints or name == "preset":
+            listing = ", ".join(f"{k} ({t})" for k, t in allowed.items() if k != "preset")
+            raise ParameterError(f"unknown parameter {name!r}. Allowed parameters: {listing}")
+        if not _type_ok(value, hints[name]):
+            raise ParameterError(
+                f"parameter {name!r} must be of type {allowed[name]}, got {value!r} ({type(value).__name__})"
+            )
+        if name in _ALLOWED_CHOICES and value not in _ALLOWED_CHOICES[name]:
+            raise ParameterError(f"parameter {name!r} must be one of {_ALLOWED_CHOICES[name]}, got {value!r}")
+    values = {**PRESETS[preset], **overrides}
+    params = replace(Params(), preset=preset, **values)
+    for name in ("threads", "epochs", "batch_size", "train_pairs", "k", "max_query_len", "max_code_len"):
+        if getattr(params, name) < 1:
+            raise ParameterError(f"parameter {name!r} must be >= 1, got {getattr(params, name)!r}")
+    # ints given for float fields become floats, so the params round-trip identically
+    return replace(params, **{f.name: float(getattr(params, f.name)) for f in fields(Params) if hints[f.name] is float})
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Parse a command-line ``name=value`` (the value read as YAML: 3, 0.5, true, null, cpu)."""
+    import yaml
+
+    if "=" not in text:
+        raise ParameterError(f"expected name=value, got {text!r}")
+    name, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError as e:
+        raise ParameterError(f"cannot read the value of {name!r}: {raw!r} ({e})") from e
+    return name.strip(), value

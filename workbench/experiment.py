@@ -1,0 +1,134 @@
+"""The standard protocol every chapter shares: which test sets, how a model is scored on them,
+and how run parameters become a training configuration.
+
+Test sets (all :class:`~workbench.benchmarks.RetrievalTask`):
+- ``id_test``: the in-distribution test split of the mined corpus (scientific packages),
+- ``stdlib``: the out-of-distribution standard-library set (domain shift),
+- ``cosqa``: CoSQA dev web queries against its 6,267-function pool (the shared benchmark files).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .benchmarks import RetrievalTask, load_cosqa, task_from_pairs
+from .config import Params
+from .evaluation import EvalResult, evaluate
+
+
+def shrink_pool(task: RetrievalTask, pool_size: int | None, seed: int = 0) -> RetrievalTask:
+    """Keep every relevant corpus item plus random others, up to ``pool_size`` items.
+
+    Only for quick presets: MRR on a smaller pool is not comparable to the full benchmark.
+    """
+    if pool_size is None or pool_size >= len(task.corpus):
+        return task
+    needed = sorted({cid for rel in task.qrels.values() for cid, r in rel.items() if r > 0})
+    others = sorted(set(task.corpus) - set(needed))
+    rng = np.random.default_rng(seed)
+    extra = rng.choice(len(others), size=max(0, min(len(others), pool_size - len(needed))), replace=False)
+    keep = set(needed) | {others[i] for i in extra}
+    corpus = {cid: text for cid, text in task.corpus.items() if cid in keep}
+    meta = {**task.meta, "pool_size": len(corpus), "full_pool_size": len(task.corpus)}
+    return RetrievalTask(task.name, dict(task.queries), corpus, {q: dict(r) for q, r in task.qrels.items()}, meta)
+
+
+def standard_tasks(pairs: pd.DataFrame, params: Params, cosqa_dir: str | Path | None = None) -> dict[str, RetrievalTask]:
+    """The in-distribution test, the stdlib OOD set and CoSQA dev, sized by the preset."""
+    tasks: dict[str, RetrievalTask] = {}
+    test = pairs[pairs["split"] == "test"]
+    if len(test):
+        tasks["id_test"] = _cap(task_from_pairs(test, "id_test"), params.test_queries, params.seed)
+    ood = pairs[pairs["split"] == "ood"]
+    if len(ood):
+        tasks["stdlib"] = _cap(task_from_pairs(ood, "stdlib"), params.ood_queries, params.seed)
+    cosqa = load_cosqa(cosqa_dir, split="dev")
+    if params.cosqa_queries is not None:
+        cosqa = cosqa.subset(params.cosqa_queries, seed=params.seed)
+    tasks["cosqa"] = shrink_pool(cosqa, params.cosqa_pool, seed=params.seed)
+    return tasks
+
+
+def _cap(task: RetrievalTask, n: int | None, seed: int) -> RetrievalTask:
+    return task if n is None or n >= len(task.queries) else task.subset(n, seed=seed)
+
+
+def evaluate_suite(
+    encoder, tasks: dict[str, RetrievalTask], params: Params, label: str, show_progress: bool = True
+) -> tuple[pd.DataFrame, dict[str, EvalResult]]:
+    """Score ``encoder`` on every task: a tidy table (one row per task) and the full results."""
+    rows, results = [], {}
+    for name, task in tasks.items():
+        t0 = time.time()
+        res = evaluate(
+            encoder,
+            task,
+            k=params.k,
+            batch_size=params.eval_batch_size,
+            bf16=params.bf16_eval,
+            n_boot=params.n_boot,
+            seed=params.seed,
+            show_progress=show_progress,
+            model_name=label,
+        )
+        results[name] = res
+        m, ci = res.metrics, res.ci
+        rows.append(
+            {
+                "model": label,
+                "task": name,
+                "queries": len(task.queries),
+                "pool": len(task.corpus),
+                "MRR": round(m["mrr"], 2),
+                "MRR 95% CI": f"[{ci['mrr'][0]:.1f}, {ci['mrr'][1]:.1f}]",
+                "R@1": round(m["recall@1"], 1),
+                "R@5": round(m["recall@5"], 1),
+                "R@10": round(m["recall@10"], 1),
+                "NDCG@10": round(m["ndcg@10"], 2),
+                "seconds": round(time.time() - t0, 1),
+            }
+        )
+    return pd.DataFrame(rows), results
+
+
+def training_sample(pairs: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """``n`` training pairs drawn reproducibly from the train split (all of it when smaller)."""
+    train = pairs[pairs["split"] == "train"]
+    if n >= len(train):
+        return train.reset_index(drop=True)
+    return train.sample(n=n, random_state=seed).reset_index(drop=True)
+
+
+def train_config(params: Params, **overrides):
+    """The TrainConfig a preset asks for."""
+    from .training import TrainConfig
+
+    values = dict(
+        epochs=params.epochs,
+        batch_size=params.batch_size,
+        lr=params.lr,
+        weight_decay=params.weight_decay,
+        warmup_ratio=params.warmup_ratio,
+        max_grad_norm=params.max_grad_norm,
+        temperature=params.temperature,
+        seed=params.seed,
+        dynamics_mode=params.dynamics_mode,
+        checkpoints_per_epoch=params.checkpoints_per_epoch,
+        fixed_pool_size=params.fixed_pool_size,
+        bf16=params.bf16_train,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def compare(before: pd.DataFrame, after: pd.DataFrame, metric: str = "MRR") -> pd.DataFrame:
+    """Side-by-side table of one metric per task for two evaluations, with the change."""
+    a = before.set_index("task")[metric].rename(before["model"].iloc[0])
+    b = after.set_index("task")[metric].rename(after["model"].iloc[0])
+    out = pd.concat([a, b], axis=1)
+    out["change"] = (out.iloc[:, 1] - out.iloc[:, 0]).round(2)
+    return out

@@ -1,0 +1,214 @@
+"""Headless execution of the notebooks with papermill, and the run record each run leaves.
+
+A run is ``papermill_runs/<timestamp>-<preset>/`` holding ``params.yaml``, ``status.json`` (per
+notebook: status, seconds, error), ``metrics.json`` (per notebook, written by the notebook itself
+through :func:`open_run`) and the executed notebooks. A failed notebook keeps its executed copy
+with the traceback, and :func:`run_notebooks` reports the failure so the CLI exits non-zero.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import config
+from .errors import ParameterError, WorkbenchError
+from .paths import notebooks_dir, runs_dir
+from .store import atomic_write_json, atomic_write_yaml, read_json
+
+KERNEL_NAME = "workbench"
+
+
+# --------------------------------------------------------------------------- inside a notebook
+@dataclass
+class Run:
+    """What a notebook gets from :func:`open_run`: validated params and the run folder."""
+
+    notebook: str
+    params: config.Params
+    dir: Path
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def log_metrics(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``metrics`` into ``metrics.json`` under this notebook's name (atomic)."""
+        path = self.dir / "metrics.json"
+        data = read_json(path) if path.exists() else {}
+        data.setdefault(self.notebook, {}).update(json.loads(json.dumps(metrics, default=_jsonable)))
+        atomic_write_json(path, data)
+        return data[self.notebook]
+
+    def path(self, *parts: str) -> Path:
+        p = self.dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+def _jsonable(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def open_run(notebook: str, preset: str = "cpu", overrides: dict[str, Any] | None = None, run_dir: str | None = None) -> Run:
+    """Validate parameters, set threads and seeds, and return the run folder a notebook writes into.
+
+    Under ``workbench run`` the runner passes ``run_dir``; opened by hand in JupyterLab it is
+    ``papermill_runs/interactive-<preset>/`` so that later chapters find earlier artifacts.
+    """
+    params = config.resolve(preset, overrides)
+    folder = Path(run_dir) if run_dir else runs_dir() / f"interactive-{preset}"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "params.yaml").exists():
+        atomic_write_yaml(folder / "params.yaml", {"preset": preset, "overrides": overrides or {}, "params": params.to_dict()})
+    from .runtime import seed_everything, set_threads
+
+    set_threads(params.threads)
+    seed_everything(params.seed)
+    return Run(notebook=notebook, params=params, dir=folder, overrides=dict(overrides or {}))
+
+
+# --------------------------------------------------------------------------- the runner
+def ensure_kernel() -> str:
+    """Register this environment's Python as the Jupyter kernel ``workbench`` (inside sys.prefix)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec_dir = Path(sys.prefix) / "share" / "jupyter" / "kernels" / KERNEL_NAME
+    spec_file = spec_dir / "kernel.json"
+    if spec_file.exists():
+        spec = json.loads(spec_file.read_text())
+        if spec.get("argv", [None])[0] == sys.executable:
+            return KERNEL_NAME
+    subprocess.run(
+        [sys.executable, "-m", "ipykernel", "install", "--sys-prefix", "--name", KERNEL_NAME, "--display-name", "Python (workbench)"],
+        check=True,
+        capture_output=True,
+    )
+    if KERNEL_NAME not in KernelSpecManager().find_kernel_specs():
+        raise WorkbenchError(f"could not register the Jupyter kernel {KERNEL_NAME!r} in {sys.prefix}")
+    return KERNEL_NAME
+
+
+def list_notebooks() -> list[Path]:
+    """The chapters in order: ``notebooks/NN_*.ipynb``."""
+    return sorted(p for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+
+
+def select_notebooks(names: list[str] | None) -> list[Path]:
+    available = list_notebooks()
+    if not names:
+        return available
+    chosen = []
+    for name in names:
+        hits = [p for p in available if p.stem == name or p.name == name or p.stem.startswith(name + "_") or p.stem[:2] == name]
+        if not hits:
+            raise ParameterError(f"no notebook {name!r}; available: {[p.stem for p in available]}")
+        chosen.extend(h for h in hits if h not in chosen)
+    return sorted(chosen)
+
+
+@dataclass
+class RunRecord:
+    dir: Path
+    status: dict[str, dict[str, Any]]
+    metrics: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return all(s.get("status") == "ok" for s in self.status.values())
+
+
+def new_run_dir(preset: str) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = runs_dir() / f"{stamp}-{preset}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = runs_dir() / f"{stamp}-{preset}-{n}"
+    path.mkdir(parents=True)
+    return path
+
+
+def run_notebooks(
+    preset: str = "cpu",
+    notebooks: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    run_dir: str | os.PathLike | None = None,
+    log_output: bool = True,
+) -> RunRecord:
+    """Execute the chosen notebooks in order into one run folder; stop at the first failure."""
+    params = config.resolve(preset, overrides)  # fail before any work starts
+    paths = select_notebooks(notebooks)
+    if not paths:
+        raise WorkbenchError(f"no notebooks found in {notebooks_dir()}")
+    import papermill as pm
+
+    kernel = ensure_kernel()
+    folder = Path(run_dir) if run_dir else new_run_dir(preset)
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_yaml(
+        folder / "params.yaml",
+        {"preset": preset, "overrides": overrides or {}, "notebooks": [p.stem for p in paths], "params": params.to_dict()},
+    )
+    status: dict[str, dict[str, Any]] = {}
+    status_path = folder / "status.json"
+    for nb in paths:
+        status[nb.stem] = {"status": "pending"}
+    atomic_write_json(status_path, status)
+    for nb in paths:
+        out = folder / nb.name
+        status[nb.stem] = {"status": "running", "started": dt.datetime.now().isoformat(timespec="seconds")}
+        atomic_write_json(status_path, status)
+        print(f"[workbench] running {nb.name} -> {out}", flush=True)
+        t0 = time.time()
+        try:
+            pm.execute_notebook(
+                str(nb),
+                str(out),
+                parameters={"preset": preset, "overrides": dict(overrides or {}), "run_dir": str(folder.resolve())},
+                kernel_name=kernel,
+                cwd=str(nb.parent),
+                log_output=log_output,
+                progress_bar=False,
+                stdout_file=None,
+                stderr_file=None,
+            )
+            status[nb.stem].update(status="ok", seconds=round(time.time() - t0, 1))
+        except Exception as e:  # papermill keeps the executed copy with the traceback
+            msg = str(e).strip().splitlines()
+            status[nb.stem].update(status="failed", seconds=round(time.time() - t0, 1), error=(msg[-1] if msg else repr(e))[:500])
+            atomic_write_json(status_path, status)
+            print(f"[workbench] FAILED {nb.name} after {time.time() - t0:.0f} s; executed copy with the traceback: {out}", flush=True)
+            break
+        atomic_write_json(status_path, status)
+    for nb in paths:
+        if status[nb.stem]["status"] == "pending":
+            status[nb.stem]["status"] = "skipped"
+    atomic_write_json(status_path, status)
+    metrics = read_json(folder / "metrics.json") if (folder / "metrics.json").exists() else {}
+    return RunRecord(dir=folder, status=status, metrics=metrics)
+
+
+def summary_lines(record: RunRecord) -> list[str]:
+    """A short human-readable results table of a run."""
+    lines = [f"run: {record.dir}", f"{'notebook':<28}{'status':<9}{'seconds':>8}"]
+    for name, s in record.status.items():
+        lines.append(f"{name:<28}{s.get('status', '?'):<9}{s.get('seconds', 0):>8}")
+    headline = {}
+    for nb, m in record.metrics.items():
+        for key, value in (m.get("headline") or {}).items():
+            headline[f"{nb}: {key}"] = value
+    if headline:
+        lines.append("")
+        width = max(len(k) for k in headline) + 2
+        for key, value in headline.items():
+            lines.append(f"{key:<{width}}{value}")
+    return lines
