@@ -154,4 +154,9 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw != "" else ""
     except yaml.YAMLError as e:
         raise ParameterError(f"cannot read the value of {name!r}: {raw!r} ({e})") from e
+    if isinstance(value, str):  # YAML 1.1 reads 3e-5 as a string
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     return name.strip(), value

@@ -1,0 +1,76 @@
+"""Headless notebook runs with papermill: the smoke run of the quickstart, and failures kept."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _workbench(args, env_extra, timeout=1500):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **env_extra}
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_committed_notebooks_are_clean_and_parameterised():
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{path.name} has outputs"
+        first_code = next(c for c in nb.cells if c.cell_type == "code")
+        assert "parameters" in first_code.metadata.get("tags", []), f"{path.name}: first code cell must be tagged"
+
+
+def test_bad_parameter_fails_before_any_work(tmp_path):
+    proc = _workbench(["run", "--preset", "smoke", "--set", "epochz=1"], {"WORKBENCH_RUNS": str(tmp_path)})
+    assert proc.returncode == 2 and "unknown parameter 'epochz'" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_notebook_keeps_its_executed_copy(tmp_path):
+    home = tmp_path / "project"
+    (home / "notebooks").mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('preset = "smoke"\noverrides = {}\nrun_dir = None')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("print('before the failure')"), nbformat.v4.new_code_cell("1 / 0")]
+    nbformat.write(nb, home / "notebooks" / "00_boom.ipynb")
+    nbformat.write(nb, home / "notebooks" / "01_never.ipynb")
+    runs = tmp_path / "runs"
+    proc = _workbench(["run", "--preset", "smoke", "--quiet"], {"WORKBENCH_HOME": str(home), "WORKBENCH_RUNS": str(runs)}, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    (run,) = list(runs.iterdir())
+    status = json.loads((run / "status.json").read_text())
+    assert status["00_boom"]["status"] == "failed" and "ZeroDivisionError" in status["00_boom"]["error"]
+    assert status["01_never"]["status"] == "skipped"
+    executed = (run / "00_boom.ipynb").read_text()
+    assert "ZeroDivisionError" in executed and "before the failure" in executed
+    assert "FAILED 00_boom" in proc.stdout
+
+
+@pytest.mark.slow
+def test_smoke_run_of_the_quickstart(tmp_path):
+    runs = tmp_path / "runs"
+    proc = _workbench(["run", "--preset", "smoke", "--notebooks", "00", "--quiet"], {"WORKBENCH_RUNS": str(runs)})
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    (run,) = list(runs.iterdir())
+    assert json.loads((run / "status.json").read_text())["00_quickstart"]["status"] == "ok"
+    params = yaml.safe_load((run / "params.yaml").read_text())
+    assert params["preset"] == "smoke" and params["params"]["corpus"] == "smoke"
+    metrics = json.loads((run / "metrics.json").read_text())["00_quickstart"]
+    tasks = {row["task"] for row in metrics["fine_tuned"]}
+    assert {"id_test", "stdlib", "cosqa"} <= tasks
+    for row in metrics["zero_shot"] + metrics["fine_tuned"]:
+        assert 0 < row["MRR"] <= 100
+    assert (run / "models" / "quickstart" / "model" / "model.safetensors").exists()
+    assert (run / "models" / "quickstart" / "dynamics.parquet").exists()
+    executed = nbformat.read(run / "00_quickstart.ipynb", as_version=4)
+    assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
+    assert "zero-shot cosqa MRR" in proc.stdout
