@@ -47,7 +47,7 @@ path; the standard library is kept apart as an out-of-distribution set, with eve
 training removed from it. The build is cached under `data/corpus/`: a second run loads it in seconds.
 """),
 ("code", """
-pairs = corpus.build_corpus(corpus.spec_for(P.corpus))
+pairs = corpus.build_corpus(P.corpus)
 corpus.corpus_stats(pairs)
 """),
 ("code", """

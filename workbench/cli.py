@@ -79,11 +79,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _corpus(args: argparse.Namespace) -> int:
     from .config import resolve
-    from .corpus import build_corpus, corpus_stats, spec_for
+    from .corpus import build_corpus, corpus_stats
 
     params = resolve(args.preset)
-    spec = spec_for(args.spec or params.corpus)
-    pairs = build_corpus(spec, force=args.force)
+    pairs = build_corpus(args.spec or params.corpus, force=args.force)
     print(corpus_stats(pairs).to_string())
     return 0
 

@@ -1,0 +1,316 @@
+"""Where mined code comes from: the running Python's standard library, and pinned distributions.
+
+A source is named by a string (see ``shared/docs/offline.md``, "Real code corpora that can be
+mined offline"):
+
+- ``"stdlib"``: the running interpreter's ``sysconfig`` stdlib folder; version = the Python version.
+- ``"name==version"``: that exact version of a distribution. Read from the running environment
+  when that version is installed (``importlib.metadata``), otherwise from a wheel fetched with
+  ``pip download --no-deps --only-binary=:all: name==version`` into ``<data>/wheels`` (cached)
+  and read straight from the zip: nothing is installed, imported or executed.
+- Either may end in ``:prefix1,prefix2`` to keep only files under those top-level paths
+  (``"stdlib:json,email"``, ``"networkx==3.6.1:networkx/algorithms"``); handy for small tests.
+
+A source lists ``(relative_path, size)`` and reads bytes; :func:`iter_source_files` applies the
+path filters of :mod:`workbench.corpus.mining` and yields ``(relative_path, bytes | None)``
+(``None`` for files over the size limit, which are not read).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as importlib_metadata
+import os
+import platform
+import re
+import shlex
+import subprocess
+import sys
+import sysconfig
+import zipfile
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ParameterError, WorkbenchError
+from ..paths import data_dir as default_data_dir
+from ..store import sha256_file
+from .mining import MAX_FILE_BYTES, STDLIB_SKIP_DIRS, skip_path_reason
+
+_SPEC_RE = re.compile(
+    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:==(?P<version>[A-Za-z0-9.+!_-]+))?(?::(?P<sel>[^:]+))?$"
+)
+
+
+def canonical_name(name: str) -> str:
+    """PEP 503 normalised distribution name (``Scikit_Learn`` -> ``scikit-learn``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """A parsed source string: ``name`` is canonical (or ``"stdlib"``), ``version`` pinned."""
+
+    spec: str
+    name: str
+    version: str
+    prefixes: tuple[str, ...] = ()
+
+    @property
+    def is_stdlib(self) -> bool:
+        return self.name == "stdlib"
+
+    def selects(self, relpath: str) -> bool:
+        """True when ``relpath`` is under one of the selected prefixes (or no prefix is given)."""
+        if not self.prefixes:
+            return True
+        return any(relpath == p or relpath == p + ".py" or relpath.startswith(p + "/") for p in self.prefixes)
+
+
+def parse_source(spec: str) -> SourceRef:
+    """Parse ``"stdlib"``, ``"name==version"`` (optionally ``":prefix,..."``); raise ParameterError otherwise."""
+    m = _SPEC_RE.match(spec.strip()) if isinstance(spec, str) else None
+    if not m:
+        raise ParameterError(
+            f"source {spec!r}: expected 'stdlib' or 'name==version' (optionally ':prefix1,prefix2')"
+        )
+    name, version, sel = m.group("name"), m.group("version"), m.group("sel")
+    prefixes = tuple(sorted({p.strip().strip("/") for p in sel.split(",") if p.strip()})) if sel else ()
+    if name.lower() == "stdlib":
+        pyver = platform.python_version()
+        if version and version != pyver:
+            raise ParameterError(
+                f"source {spec!r}: the standard library mined is the running Python's ({pyver})"
+            )
+        return SourceRef(spec=spec.strip(), name="stdlib", version=pyver, prefixes=prefixes)
+    if not version:
+        raise ParameterError(f"source {spec!r}: pin a version, e.g. '{name}==1.2.3'")
+    return SourceRef(spec=spec.strip(), name=canonical_name(name), version=version, prefixes=prefixes)
+
+
+@dataclass
+class Source:
+    """An opened source. ``origin`` is ``"stdlib"``, ``"installed"`` or ``"wheel"``."""
+
+    ref: SourceRef
+    origin: str
+    location: str
+    skipped: Counter = field(default_factory=Counter)
+
+    def list_files(self) -> list[tuple[str, int]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def read(self, relpath: str) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "spec": self.ref.spec,
+            "source": self.ref.name,
+            "version": self.ref.version,
+            "origin": self.origin,
+            "location": self.location,
+            "python_version": platform.python_version(),
+        }
+
+
+@dataclass
+class StdlibSource(Source):
+    """The running interpreter's standard library (``sysconfig.get_paths()["stdlib"]``)."""
+
+    def list_files(self) -> list[tuple[str, int]]:
+        root = Path(self.location)
+        out: list[tuple[str, int]] = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            keep = []
+            for d in sorted(dirnames):
+                if d in STDLIB_SKIP_DIRS:  # pruned, not walked (site-packages can be huge): one count per folder
+                    if d != "__pycache__":
+                        self.skipped["path:stdlib_excluded"] += 1
+                else:
+                    keep.append(d)
+            dirnames[:] = keep
+            rel_dir = Path(dirpath).relative_to(root).as_posix()
+            for fn in sorted(filenames):
+                rel = fn if rel_dir == "." else f"{rel_dir}/{fn}"
+                full = Path(dirpath) / fn
+                if full.is_symlink() or not full.is_file():
+                    continue
+                out.append((rel, full.stat().st_size))
+        return sorted(out)
+
+    def read(self, relpath: str) -> bytes:
+        return (Path(self.location) / relpath).read_bytes()
+
+
+@dataclass
+class InstalledSource(Source):
+    """A distribution installed in the running environment, read through its RECORD."""
+
+    dist: Any = None
+
+    def list_files(self) -> list[tuple[str, int]]:
+        out = []
+        for f in self.dist.files or []:
+            rel = f.as_posix()
+            full = Path(f.locate())
+            if rel.startswith("..") or not full.is_file():
+                continue
+            out.append((rel, full.stat().st_size))
+        return sorted(set(out))
+
+    def read(self, relpath: str) -> bytes:
+        return Path(self.dist.locate_file(relpath)).read_bytes()
+
+
+@dataclass
+class WheelSource(Source):
+    """A wheel file read as a zip archive (never installed or extracted)."""
+
+    _zip: zipfile.ZipFile | None = None
+
+    def _zf(self) -> zipfile.ZipFile:
+        if self._zip is None:
+            try:
+                self._zip = zipfile.ZipFile(self.location)
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise WorkbenchError(
+                    f"{self.location}: not a readable wheel ({exc}); delete it and build again to re-download"
+                ) from exc
+        return self._zip
+
+    def list_files(self) -> list[tuple[str, int]]:
+        return sorted((i.filename, i.file_size) for i in self._zf().infolist() if not i.is_dir())
+
+    def read(self, relpath: str) -> bytes:
+        return self._zf().read(relpath)
+
+    def provenance(self) -> dict[str, Any]:
+        return {**super().provenance(), "wheel_sha256": sha256_file(self.location)}
+
+
+def stdlib_dir() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def same_version(a: str, b: str) -> bool:
+    """``1.0`` == ``1.0.0`` (PEP 440 via ``packaging`` when available, else exact strings)."""
+    if a == b:
+        return True
+    try:
+        from packaging.version import InvalidVersion, Version
+    except ImportError:  # pragma: no cover - packaging ships with pip's environments
+        return False
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return False
+
+
+def find_wheel(wheels_dir: Path, name: str, version: str) -> Path | None:
+    """A cached wheel of exactly ``name==version`` in ``wheels_dir`` (pure-python ``none-any`` preferred)."""
+    if not wheels_dir.is_dir():
+        return None
+    want = canonical_name(name)
+    hits = []
+    for p in wheels_dir.glob("*.whl"):
+        parts = p.name[:-4].split("-")
+        if len(parts) >= 5 and canonical_name(parts[0]) == want and same_version(parts[1], version):
+            hits.append(p)
+    hits.sort(key=lambda p: (not p.name.endswith("-none-any.whl"), p.name))
+    return hits[0] if hits else None
+
+
+def pip_download_command(name: str, version: str, wheels_dir: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--disable-pip-version-check", f"{name}=={version}", "-d", str(wheels_dir),
+    ]
+
+
+def download_wheel(name: str, version: str, wheels_dir: Path) -> Path:
+    """The wheel of ``name==version`` in ``wheels_dir``, downloaded with pip unless already there."""
+    found = find_wheel(wheels_dir, name, version)
+    if found is not None:
+        return found
+    wheels_dir.mkdir(parents=True, exist_ok=True)
+    cmd = pip_download_command(name, version, wheels_dir)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        lines = (proc.stderr or proc.stdout or "").strip().splitlines()
+        detail = [ln for ln in lines if ln.startswith("ERROR")][-2:] or lines[-2:]
+        ok = proc.returncode == 0
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        detail, ok = [str(exc)], False
+    found = find_wheel(wheels_dir, name, version) if ok else None
+    if found is None:
+        raise WorkbenchError(
+            f"could not fetch the wheel of {name}=={version} "
+            f"({' | '.join(detail) or 'pip gave no wheel'}). Run by hand, then build again:\n  "
+            + shlex.join(cmd)
+        )
+    return found
+
+
+def open_source(
+    spec: str | SourceRef, data_dir: str | os.PathLike | None = None, prefer_installed: bool = True
+) -> Source:
+    """Open a source for reading: stdlib, the installed distribution if its version matches, else a wheel."""
+    ref = parse_source(spec) if isinstance(spec, str) else spec
+    if ref.is_stdlib:
+        return StdlibSource(ref=ref, origin="stdlib", location=str(stdlib_dir()))
+    if prefer_installed:
+        try:
+            dist = importlib_metadata.distribution(ref.name)
+        except importlib_metadata.PackageNotFoundError:
+            dist = None
+        if dist is not None and same_version(dist.version, ref.version) and dist.files:
+            return InstalledSource(ref=ref, origin="installed", location=str(dist.locate_file("")), dist=dist)
+    wheels = Path(data_dir if data_dir is not None else default_data_dir()) / "wheels"
+    wheel = download_wheel(ref.name, ref.version, wheels)
+    return WheelSource(ref=ref, origin="wheel", location=str(wheel))
+
+
+def iter_source_files(
+    source: Source, stats: Counter | None = None, max_bytes: int = MAX_FILE_BYTES, progress: bool = False
+) -> Iterator[tuple[str, bytes | None]]:
+    """Yield ``(relative_path, data)`` for each file the path filters keep, in sorted path order.
+
+    ``data`` is None for a file over ``max_bytes`` (not read). Skipped paths are counted in
+    ``stats`` under ``path:<reason>``; unreadable entries under ``file:read_error``.
+    """
+    stats = stats if stats is not None else Counter()
+    files = source.list_files()
+    stats.update(source.skipped)
+    chosen = []
+    selected = 0
+    for rel, size in files:
+        if not source.ref.selects(rel):
+            continue
+        selected += 1
+        why = skip_path_reason(rel, stdlib=source.ref.is_stdlib)
+        if why is not None:
+            stats[why] += 1
+        else:
+            chosen.append((rel, size))
+    if source.ref.prefixes and not selected:
+        raise ParameterError(
+            f"source {source.ref.spec!r}: no file of {source.location} lies under {list(source.ref.prefixes)}"
+        )
+    it: Any = chosen
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(chosen, desc=f"mining {source.ref.spec}", unit="file", leave=False)
+    for rel, size in it:
+        if size > max_bytes:
+            yield rel, None
+            continue
+        try:
+            data = source.read(rel)
+        except (OSError, zipfile.BadZipFile, KeyError, ValueError, EOFError, zlib.error):
+            stats["file:read_error"] += 1
+            continue
+        yield rel, data
