@@ -73,4 +73,4 @@ def test_smoke_run_of_the_quickstart(tmp_path):
     assert (run / "models" / "quickstart" / "dynamics.parquet").exists()
     executed = nbformat.read(run / "00_quickstart.ipynb", as_version=4)
     assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
-    assert "zero-shot cosqa MRR" in proc.stdout
+    assert "cosqa MRR (zero-shot -> fine-tuned)" in proc.stdout

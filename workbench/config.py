@@ -31,7 +31,7 @@ class Params:
     bf16_eval: bool = False
     # data
     corpus: str = "cpu"  # a named corpus spec: see workbench.corpus
-    train_pairs: int = 3000  # training pairs sampled for the quickstart fine-tune
+    train_pairs: int = 2000  # training pairs sampled for the quickstart fine-tune
     test_queries: int | None = 1000  # in-distribution test queries (None = all)
     ood_queries: int | None = 1000  # OOD (stdlib) queries (None = all)
     cosqa_queries: int | None = None  # CoSQA dev queries (None = all 500)
@@ -44,7 +44,7 @@ class Params:
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
     temperature: float = 0.05
-    train_max_code_len: int = 256
+    train_max_code_len: int = 128  # code tokens while training (evaluation uses max_code_len)
     bf16_train: bool = False
     dynamics_mode: str = "in_batch"
     checkpoints_per_epoch: int = 1

@@ -120,6 +120,8 @@ def train_config(params: Params, **overrides):
         checkpoints_per_epoch=params.checkpoints_per_epoch,
         fixed_pool_size=params.fixed_pool_size,
         bf16=params.bf16_train,
+        max_query_len=params.max_query_len,
+        max_code_len=params.train_max_code_len,
     )
     values.update(overrides)
     return TrainConfig(**values)

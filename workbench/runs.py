@@ -149,8 +149,14 @@ def run_notebooks(
     paths = select_notebooks(notebooks)
     if not paths:
         raise WorkbenchError(f"no notebooks found in {notebooks_dir()}")
+    import logging
+
     import papermill as pm
 
+    if log_output:  # papermill streams the notebook's output through its logger
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+        logging.getLogger("papermill").setLevel(logging.INFO)
+    os.environ["WORKBENCH_HEADLESS"] = "1"  # inherited by the kernel: text progress bars
     kernel = ensure_kernel()
     folder = Path(run_dir) if run_dir else new_run_dir(preset)
     folder.mkdir(parents=True, exist_ok=True)

@@ -301,7 +301,7 @@ def iter_source_files(
         )
     it: Any = chosen
     if progress:
-        from tqdm.auto import tqdm
+        from workbench.progress import tqdm
 
         it = tqdm(chosen, desc=f"mining {source.ref.spec}", unit="file", leave=False)
     for rel, size in it:

@@ -17,8 +17,9 @@ from typing import Literal
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer
+
+from workbench.progress import tqdm
 
 from ..errors import ParameterError
 from ..store import atomic_write_json
@@ -95,6 +96,7 @@ class BiEncoder(torch.nn.Module):
         self.max_query_len = max_query_len
         self.max_code_len = max_code_len
         self.name = name
+        self.base_model = name
 
     # ----------------------------------------------------------------- loading
     @classmethod
@@ -119,6 +121,9 @@ class BiEncoder(torch.nn.Module):
         pooling = pooling or saved.get("pooling") or _pooling_from_st_config(folder) or "mean"
         if normalize is None:
             normalize = saved.get("normalize", True)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # its per-tensor loading bars say nothing useful here
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model = AutoModel.from_pretrained(folder)
         enc = cls(
@@ -128,8 +133,9 @@ class BiEncoder(torch.nn.Module):
             normalize=bool(normalize),
             max_query_len=int(max_query_len or saved.get("max_query_len", 64)),
             max_code_len=int(max_code_len or saved.get("max_code_len", 256)),
-            name=saved.get("name") or str(name_or_path),
+            name=str(name_or_path),
         )
+        enc.base_model = saved.get("base_model") or str(name_or_path)
         if device is not None:
             enc.to(torch.device(device))
         enc.eval()
@@ -254,7 +260,8 @@ class BiEncoder(torch.nn.Module):
             atomic_write_json(
                 tmp / CONFIG_NAME,
                 {
-                    "name": self.name,
+                    "name": str(path),
+                    "base_model": self.base_model,
                     "pooling": self.pooling,
                     "normalize": self.normalize,
                     "max_query_len": self.max_query_len,

@@ -1,0 +1,276 @@
+"""InfoNCE, the training-dynamics recorder and the trainer (real MiniLM on real stdlib pairs)."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import hashlib
+import json
+import math
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from workbench.errors import ParameterError
+from workbench.runtime import autocast_context, pick_device, seed_everything, set_threads
+from workbench.training import (
+    DYNAMICS_COLUMNS,
+    DynamicsRecorder,
+    TrainConfig,
+    TrainingInterrupted,
+    info_nce,
+    train,
+)
+from workbench.training.dynamics import checkpoint_steps, score_logits
+
+STDLIB_MODULES = (
+    "textwrap.py",
+    "shlex.py",
+    "string.py",
+    "fnmatch.py",
+    "glob.py",
+    "bisect.py",
+    "heapq.py",
+    "calendar.py",
+    "colorsys.py",
+    "posixpath.py",
+    "genericpath.py",
+    "base64.py",
+    "tokenize.py",
+)
+
+
+def mine_stdlib_pairs(n: int) -> pd.DataFrame:
+    """Real (query, code) pairs from the running Python's standard library, mined with ``ast``:
+    query = first docstring line, code = the function's source without its docstring."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    rows: list[dict[str, str]] = []
+    for mod in STDLIB_MODULES:
+        path = root / mod
+        if not path.exists():
+            continue
+        src = path.read_text(encoding="utf-8")
+        lines = src.splitlines(keepends=True)
+        for node in ast.walk(ast.parse(src)):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.name.startswith("__"):
+                continue
+            doc = ast.get_docstring(node)
+            if not doc or len(doc.split("\n")[0].split()) < 3 or len(node.body) < 2:
+                continue
+            doc_node = node.body[0]
+            start = (node.decorator_list[0].lineno if node.decorator_list else node.lineno) - 1
+            code = "".join(lines[start : doc_node.lineno - 1] + lines[doc_node.end_lineno : node.end_lineno])
+            pid = hashlib.sha256(f"{mod}:{node.name}:{node.lineno}".encode()).hexdigest()[:16]
+            rows.append({"id": pid, "query": doc.split("\n")[0].strip(), "code": code})
+            if len(rows) == n:
+                return pd.DataFrame(rows)
+    raise AssertionError(f"only {len(rows)} stdlib pairs mined, wanted {n}")
+
+
+@pytest.fixture(scope="module")
+def pairs() -> pd.DataFrame:
+    return mine_stdlib_pairs(16)
+
+
+@pytest.fixture()
+def encoder(minilm):
+    """A private copy of the session's MiniLM (32 / 64 tokens): training must not change the shared one."""
+    set_threads(2)
+    return copy.deepcopy(minilm)
+
+
+def fast_config(**kw) -> TrainConfig:
+    base = dict(epochs=1, batch_size=8, lr=1e-4, warmup_ratio=0.0, seed=7)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+# ----------------------------------------------------------------------------- pure functions
+def test_info_nce_matches_hand_computation():
+    q = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    c = torch.tensor([[0.8, 0.6], [0.0, 1.0]])
+    tau = 0.5
+    loss, logits = info_nce(q, c, temperature=tau)
+    s = [[0.8, 0.0], [0.48 + 0.48, 0.8]]  # q @ c.T
+    assert torch.allclose(logits, torch.tensor(s) / tau)
+    l0 = -math.log(math.exp(0.8 / tau) / (math.exp(0.8 / tau) + math.exp(0.0 / tau)))
+    l1 = -math.log(math.exp(0.8 / tau) / (math.exp(0.96 / tau) + math.exp(0.8 / tau)))
+    assert loss.item() == pytest.approx((l0 + l1) / 2, rel=1e-6)
+
+    # an extra negative code is appended as a column
+    neg = torch.tensor([[1.0, 0.0]])
+    loss2, logits2 = info_nce(q, c, temperature=tau, negatives=neg)
+    assert logits2.shape == (2, 3)
+    l0n = -math.log(math.exp(1.6) / (math.exp(1.6) + math.exp(0.0) + math.exp(2.0)))
+    l1n = -math.log(math.exp(1.6) / (math.exp(1.92) + math.exp(1.6) + math.exp(1.2)))
+    assert loss2.item() == pytest.approx((l0n + l1n) / 2, rel=1e-6)
+
+    # one-hot soft targets equal hard labels; a mixed target is the expected cross-entropy
+    onehot = torch.eye(2)
+    assert info_nce(q, c, tau, soft_targets=onehot)[0].item() == pytest.approx(loss.item(), rel=1e-6)
+    t = torch.tensor([[0.5, 0.5], [0.0, 1.0]])
+    lp = torch.log_softmax(torch.tensor(s) / tau, dim=1)
+    expect = -(0.5 * lp[0, 0] + 0.5 * lp[0, 1] + lp[1, 1]) / 2
+    assert info_nce(q, c, tau, soft_targets=t)[0].item() == pytest.approx(expect.item(), rel=1e-6)
+    with pytest.raises(ParameterError):
+        info_nce(q, c, temperature=0.0)
+
+
+def test_in_batch_scores_match_hand_computation_with_ties():
+    logits = torch.tensor([[2.0, 1.0, 2.0], [0.0, 3.0, 1.0], [1.0, 2.0, 0.5]])
+    p, rank, loss = score_logits(logits)
+    e = math.exp
+    p_hand = [e(2) / (e(2) + e(1) + e(2)), e(3) / (e(0) + e(3) + e(1)), e(0.5) / (e(1) + e(2) + e(0.5))]
+    np.testing.assert_allclose(p, p_hand, rtol=1e-6)
+    np.testing.assert_allclose(loss, -np.log(p_hand), rtol=1e-6)
+    assert rank.tolist() == [1, 1, 3]  # a tie with the gold does not lower its rank
+
+    rec = DynamicsRecorder("in_batch", temperature=0.05)
+    rec.plan(steps_per_epoch=4, total_steps=8)
+    rec.record_batch(logits, ["a", "b", "c"], step=6)
+    df = rec.to_frame()
+    assert list(df.columns) == DYNAMICS_COLUMNS
+    assert df["checkpoint"].tolist() == [1, 1, 1] and df["epoch"].tolist() == [1.5] * 3
+    assert df["step"].tolist() == [6] * 3 and set(df["mode"]) == {"in_batch"}
+    assert df["correct"].tolist() == [True, True, False]
+    np.testing.assert_allclose(df["p_gold"], p_hand, rtol=1e-6)
+
+
+def test_fixed_pool_scores_exclude_the_gold_from_the_pool():
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    codes = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    # pair 0's gold is code 0, pair 1's gold is code 1; the pool holds codes 0 and 2
+    p, rank, loss = DynamicsRecorder.score_pool(q, codes, np.array([0, 1]), np.array([0, 2]), temperature=1.0)
+    e = math.exp
+    p0 = e(1.0) / (e(1.0) + e(0.6))  # code 0 in the pool is pair 0's own code: excluded
+    p1 = e(1.0) / (e(1.0) + e(0.0) + e(0.8))
+    np.testing.assert_allclose(p, [p0, p1], rtol=1e-6)
+    np.testing.assert_allclose(loss, [-math.log(p0), -math.log(p1)], rtol=1e-6)
+    assert rank.tolist() == [1, 1]
+
+
+def test_checkpoint_steps_are_evenly_spaced():
+    assert checkpoint_steps("fixed_pool", 4, 8, 2) == [2, 4, 6, 8]
+    assert checkpoint_steps("fixed_pool", 3, 6, 2) == [2, 3, 5, 6]
+    assert checkpoint_steps("in_batch", 4, 8, 2) == [4, 8]
+    assert checkpoint_steps("fixed_pool", 4, 5, 1) == [4, 5]  # max_steps mid-epoch: the last step too
+
+
+def test_config_validation_names_the_field():
+    for bad in (
+        dict(lr=-1.0),
+        dict(batch_size=1),
+        dict(dynamics_mode="online"),
+        dict(epochs=0),
+        dict(warmup_ratio=1.5),
+        dict(bf16="yes"),
+        dict(max_steps=0),
+    ):
+        with pytest.raises(ParameterError, match=next(iter(bad))):
+            TrainConfig(**bad)
+    with pytest.raises(ParameterError, match="unknown"):
+        TrainConfig.from_dict({"learning_rate": 1e-5})
+
+
+def test_runtime_helpers():
+    assert set_threads(2) == 2
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device().type in ("cpu", "cuda")
+    seed_everything(3)
+    a = torch.rand(3)
+    seed_everything(3)
+    assert torch.equal(a, torch.rand(3))
+    with autocast_context("cpu", True):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+    with autocast_context("cpu", False):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+# ------------------------------------------------------------------------------- real training
+def _batch_loss(enc, df: pd.DataFrame) -> float:
+    enc.eval()
+    with torch.no_grad():
+        q = enc.embed(df["query"].tolist(), "query")
+        c = enc.embed(df["code"].tolist(), "code")
+        return info_nce(q, c, temperature=0.05)[0].item()
+
+
+def test_a_few_steps_lower_the_loss_on_the_same_batch(encoder, pairs, tmp_path):
+    batch = pairs.iloc[:8]
+    before = _batch_loss(encoder, batch)
+    res = train(
+        encoder, batch, fast_config(epochs=3, save_every_steps=100), tmp_path / "run", show_progress=False
+    )
+    after = _batch_loss(encoder, batch)
+    assert after < before
+    assert res.history["step"].tolist() == [1, 2, 3]
+    assert (res.model_dir / "modules.json").exists()
+    assert (tmp_path / "run" / "dynamics.parquet").exists() and (
+        tmp_path / "run" / "history.parquet"
+    ).exists()
+    saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert saved["config"]["epochs"] == 3 and saved["total_steps"] == 3
+
+
+def test_fixed_pool_dynamics_one_row_per_pair_per_checkpoint(encoder, pairs, tmp_path):
+    cfg = fast_config(dynamics_mode="fixed_pool", checkpoints_per_epoch=2, fixed_pool_size=6)
+    res = train(encoder, pairs, cfg, tmp_path / "fp", show_progress=False)
+    dyn = res.dynamics
+    assert list(dyn.columns) == DYNAMICS_COLUMNS and set(dyn["mode"]) == {"fixed_pool"}
+    assert (dyn.groupby("pair_id").size() == 2).all() and set(dyn["pair_id"]) == set(pairs["id"])
+    assert sorted(dyn["checkpoint"].unique()) == [0, 1]
+    assert sorted(dyn["step"].unique()) == [1, 2] and sorted(dyn["epoch"].unique()) == [0.5, 1.0]
+    assert dyn["rank"].between(1, 7).all() and dyn["p_gold"].between(0, 1).all()
+    np.testing.assert_allclose(dyn["loss"], -np.log(dyn["p_gold"]), rtol=1e-9)
+
+
+def test_in_batch_dynamics_and_exact_resume_after_interruption(minilm, pairs, tmp_path):
+    set_threads(2)
+    cfg = fast_config(epochs=2, save_every_steps=2)  # 16 pairs / 8 = 2 steps per epoch, 4 steps
+
+    full = copy.deepcopy(minilm)
+    ref = train(full, pairs, cfg, tmp_path / "full", show_progress=False)
+    dyn = ref.dynamics
+    assert list(dyn.columns) == DYNAMICS_COLUMNS and set(dyn["mode"]) == {"in_batch"}
+    assert (dyn.groupby("pair_id").size() == 2).all() and set(dyn["pair_id"]) == set(pairs["id"])
+    assert (dyn.groupby(["pair_id", "checkpoint"]).size() == 1).all()
+    assert sorted(dyn["step"].unique()) == [1, 2, 3, 4]
+
+    # crash after step 3: the checkpoint of step 2 survives, step 3 is redone on resume
+    part = copy.deepcopy(minilm)
+    with pytest.raises(TrainingInterrupted):
+        train(part, pairs, cfg, tmp_path / "part", show_progress=False, stop_after_steps=3)
+    state = json.loads((tmp_path / "part" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 2
+    resumed_enc = copy.deepcopy(minilm)  # a fresh process would load the base model again
+    resumed = train(resumed_enc, pairs, cfg, tmp_path / "part", show_progress=False)
+    assert resumed.resumed_from_step == 2
+
+    a, b = full.state_dict(), resumed_enc.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
+    pd.testing.assert_frame_equal(ref.dynamics, resumed.dynamics)
+    pd.testing.assert_frame_equal(
+        ref.history[["step", "epoch", "loss", "lr"]], resumed.history[["step", "epoch", "loss", "lr"]]
+    )
+
+    # a different config on the same folder is refused, naming the field
+    with pytest.raises(ParameterError, match=r"config\.lr"):
+        train(
+            copy.deepcopy(minilm),
+            pairs,
+            fast_config(epochs=2, save_every_steps=2, lr=5e-5),
+            tmp_path / "part",
+            show_progress=False,
+        )
+
+    # a finished run is not retrained: its weights are loaded and its tables returned
+    again_enc = copy.deepcopy(minilm)
+    again = train(again_enc, pairs, cfg, tmp_path / "full", show_progress=False)
+    assert again.resumed_from_step == 4
+    assert all(torch.equal(a[k], v) for k, v in again_enc.state_dict().items())
+    pd.testing.assert_frame_equal(ref.dynamics, again.dynamics)

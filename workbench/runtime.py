@@ -1,0 +1,94 @@
+"""Runtime settings: torch threads, seeds, device choice and mixed precision.
+
+Small, dependency-free helpers every notebook and the trainer call first, so a run on a laptop,
+in CI and on a GPU box is configured the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+
+import numpy as np
+import torch
+
+from workbench.errors import ParameterError
+
+__all__ = ["set_threads", "seed_everything", "pick_device", "autocast_context"]
+
+
+def set_threads(n: int | None) -> int:
+    """Set torch's intra-op threads to ``n`` (and inter-op threads to ``min(n, 2)``).
+
+    ``None`` leaves torch's default. On a shared, loaded CPU fewer threads can be faster (on the
+    reference 2-core box 1 thread beat 2 by 3-5x under load), so keep this a run setting.
+    Inter-op threads can only be set once per process, before any parallel work; later calls
+    leave them as they are. Returns the intra-op thread count now in effect.
+    """
+    if n is None:
+        return torch.get_num_threads()
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ParameterError(f"threads: expected a positive integer or None, got {n!r}")
+    torch.set_num_threads(n)
+    with contextlib.suppress(RuntimeError):  # "cannot set number of interop threads after parallel work"
+        torch.set_num_interop_threads(min(n, 2))
+    return torch.get_num_threads()
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and every CUDA device).
+
+    ``deterministic=False`` (the default) leaves ``torch.use_deterministic_algorithms`` off: on
+    CPU the trainer's ops are already deterministic for a fixed thread count, which is what the
+    resume test relies on. On CUDA some kernels (e.g. atomics in scatter/index_add, cuBLAS
+    split-K) are not; ``deterministic=True`` turns on the flag, sets ``CUBLAS_WORKSPACE_CONFIG``
+    and disables cuDNN benchmarking, at some speed cost, and errors on ops with no
+    deterministic implementation.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ParameterError(f"seed: expected an integer, got {seed!r}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+def pick_device(prefer: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: CUDA if available, else CPU. ``"cpu"``, ``"cuda"`` or ``"cuda:N"`` force one.
+
+    Asking for CUDA on a machine without it raises :class:`ParameterError`.
+    """
+    if isinstance(prefer, torch.device):
+        prefer = str(prefer)
+    if not isinstance(prefer, str):
+        raise ParameterError(f"device: expected 'auto', 'cpu' or 'cuda[:N]', got {prefer!r}")
+    p = prefer.strip().lower()
+    if p == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if p == "cpu":
+        return torch.device("cpu")
+    if p == "cuda" or p.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ParameterError(f"device: {prefer!r} requested but CUDA is not available here")
+        return torch.device(p)
+    raise ParameterError(f"device: expected 'auto', 'cpu' or 'cuda[:N]', got {prefer!r}")
+
+
+def autocast_context(device: torch.device | str, bf16: bool) -> contextlib.AbstractContextManager:
+    """``torch.autocast(device_type, dtype=torch.bfloat16)`` when ``bf16``, else a no-op context.
+
+    Works on CPU and CUDA. Under autocast, matmuls run in bfloat16 while reductions such as
+    softmax stay in float32; losses should still be computed from float32 casts (``info_nce`` does).
+    """
+    if not bf16:
+        return contextlib.nullcontext()
+    device_type = torch.device(device).type
+    if device_type not in ("cpu", "cuda"):
+        raise ParameterError(f"bf16: autocast supports cpu and cuda devices, not {device_type!r}")
+    return torch.autocast(device_type=device_type, dtype=torch.bfloat16)

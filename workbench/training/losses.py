@@ -1,0 +1,98 @@
+"""Contrastive losses for bi-encoder training.
+
+``info_nce`` is InfoNCE (van den Oord, Li & Vinyals 2018, "Representation Learning with
+Contrastive Predictive Coding", eq. 4) with in-batch negatives, the loss of step 1 of Select then
+MixUp (methods.md section 1; papers/000): for a batch of B (query, code) pairs with L2-normalised
+embeddings q_i, c_j and temperature tau,
+
+    L = -1/B * sum_i log( exp(q_i . c_i / tau) / sum_j exp(q_i . c_j / tau) )
+
+where j runs over the batch's codes plus any extra negatives. With ``soft_targets`` it is the
+cross-entropy against a target distribution over the candidates, which MixUp (soft labels) needs.
+CoSENT (OASIS, papers/001) is planned as a separate function in this module.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from workbench.errors import ParameterError
+
+__all__ = ["info_nce", "similarity_logits"]
+
+
+def similarity_logits(
+    q: torch.Tensor, c: torch.Tensor, temperature: float = 0.05, negatives: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``q @ [c; negatives].T / temperature`` in float32: shape (B, N + M)."""
+    if temperature <= 0:
+        raise ParameterError(f"temperature: must be > 0, got {temperature!r}")
+    if q.dim() != 2 or c.dim() != 2 or q.shape[1] != c.shape[1]:
+        raise ParameterError(
+            f"info_nce: expected q (B, d) and c (N, d), got {tuple(q.shape)} and {tuple(c.shape)}"
+        )
+    cands = c
+    if negatives is not None:
+        if negatives.dim() != 2 or negatives.shape[1] != c.shape[1]:
+            raise ParameterError(
+                f"info_nce: negatives must be (M, {c.shape[1]}), got {tuple(negatives.shape)}"
+            )
+        cands = torch.cat([c, negatives.to(c.device)], dim=0)
+    # float32 even under bf16 autocast: the softmax over 1/tau-scaled logits is sensitive to rounding.
+    with torch.autocast(device_type=q.device.type, enabled=False):
+        return q.float() @ cands.float().T / temperature
+
+
+def info_nce(
+    q: torch.Tensor,
+    c: torch.Tensor,
+    temperature: float = 0.05,
+    labels: torch.Tensor | None = None,
+    negatives: torch.Tensor | None = None,
+    soft_targets: torch.Tensor | None = None,
+    reduction: str = "mean",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """InfoNCE with in-batch negatives (van den Oord et al. 2018; Select then MixUp eq. for step 1).
+
+    Args:
+        q: (B, d) query embeddings (L2-normalised, so ``q @ c.T`` is cosine).
+        c: (N, d) code embeddings; by default row i is the gold code of query i (N >= B).
+        temperature: tau; logits = ``q @ c.T / tau``.
+        labels: (B,) gold column per query; default ``arange(B)``.
+        negatives: optional (M, d) extra negative codes, appended as columns N..N+M-1.
+        soft_targets: optional (B, N+M) target distributions (rows sum to 1); the loss is then
+            ``-sum_j t_ij log softmax(logits)_ij`` (cross-entropy with soft labels, for MixUp).
+            Mutually exclusive with ``labels``.
+        reduction: "mean" | "sum" | "none" (per-query losses).
+
+    Returns:
+        (loss, logits) with logits (B, N+M) in float32, so the caller (the training-dynamics
+        recorder) can score the batch without another forward pass.
+
+    Identical codes in a batch (the same function paired with two queries) appear as equal
+    columns: the loss then pushes the query away from a copy of its own gold code. It is harmless
+    at the batch sizes used here but lowers p_gold for such pairs; the rank counts only strictly
+    higher logits, so ties do not hurt it.
+    """
+    if reduction not in ("mean", "sum", "none"):
+        raise ParameterError(f"reduction: expected 'mean', 'sum' or 'none', got {reduction!r}")
+    logits = similarity_logits(q, c, temperature, negatives)
+    b, n = logits.shape
+    if soft_targets is not None:
+        if labels is not None:
+            raise ParameterError("info_nce: pass either labels or soft_targets, not both")
+        if tuple(soft_targets.shape) != (b, n):
+            raise ParameterError(f"soft_targets: expected shape {(b, n)}, got {tuple(soft_targets.shape)}")
+        per_row = -(soft_targets.to(logits) * F.log_softmax(logits, dim=-1)).sum(dim=-1)
+    else:
+        if labels is None:
+            if n < b:
+                raise ParameterError(f"info_nce: {b} queries but only {n} codes; pass labels")
+            labels = torch.arange(b, device=logits.device)
+        per_row = F.cross_entropy(logits, labels.to(logits.device), reduction="none")
+    if reduction == "mean":
+        return per_row.mean(), logits
+    if reduction == "sum":
+        return per_row.sum(), logits
+    return per_row, logits

@@ -1,0 +1,612 @@
+"""Bi-encoder fine-tuning with InfoNCE, training dynamics, atomic checkpoints and exact resume.
+
+Step 1 of Select then MixUp (methods.md section 1; papers/000): fine-tune the encoder on all
+training pairs with InfoNCE over in-batch negatives (van den Oord et al. 2018), AdamW
+(Loshchilov & Hutter 2019) with linear warm-up then linear decay, gradient clipping, while the
+:class:`~workbench.training.dynamics.DynamicsRecorder` writes the table dataset cartography needs
+(Swayamdipta et al. 2020).
+
+Determinism and resume. Epoch e visits the pairs in the order ``np.random.default_rng(seed + e)
+.permutation(n)``, cut into batches of ``batch_size`` (the incomplete tail is dropped when
+``drop_last``). Dropout draws from torch's global generator, seeded once at the start; a
+checkpoint stores the weights, the optimizer and scheduler states, the Python / NumPy / torch
+(and CUDA) generator states, the step, the dynamics rows and the loss history. Resuming restores
+all of them and continues at the next batch of the same permutation, so on CPU (same thread
+count) an interrupted-then-resumed run ends with bit-identical weights and dynamics to an
+uninterrupted one. Work done after the last checkpoint is redone. On CUDA, non-deterministic
+kernels can make runs differ slightly (see ``runtime.seed_everything``).
+
+Checkpoint layout (``out_dir/checkpoint/``): ``model-<step>.safetensors``,
+``optimizer-<step>.pt``, ``rng-<step>.pt``, ``dynamics-<step>.parquet``,
+``history-<step>.parquet`` each written atomically, then ``state.json`` (the commit marker,
+naming those files) atomically last; older files are removed afterwards. A crash at any point
+leaves the previous complete checkpoint readable.
+
+Outputs in ``out_dir``: ``model/`` (``encoder.save``, sentence-transformers layout),
+``dynamics.parquet``, ``history.parquet`` (step, epoch, loss, lr, seconds), ``train_config.json``.
+
+A batch may hold the same code twice (two queries for one function): each query's gold then also
+appears as a "negative" column. This is rare and harmless (rank counts only strictly higher
+logits) but lowers p_gold and adds a little noise to the loss; it is not masked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors.torch import load_model, save_model
+
+from workbench.errors import ParameterError, WorkbenchError
+from workbench.progress import tqdm
+from workbench.runtime import autocast_context, seed_everything
+from workbench.store import atomic_path, atomic_write_json, atomic_write_parquet, cache_key, read_json
+from workbench.training.dynamics import MODES, DynamicsRecorder, empty_frame
+from workbench.training.losses import info_nce
+
+__all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "train", "HISTORY_COLUMNS"]
+
+HISTORY_COLUMNS = ["step", "epoch", "loss", "lr", "seconds"]
+STATE_VERSION = 1
+# Fields that do not change what training produces: left out of the resume key.
+_NOT_IN_KEY = ("save_every_steps",)
+
+
+class TrainingInterrupted(WorkbenchError):
+    """Raised by ``train(..., stop_after_steps=N)``: a simulated crash after step N (testing only)."""
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters (validated on creation and again by ``train``).
+
+    ``max_steps`` stops training early (the schedule is planned for ``min(epochs * steps_per_epoch,
+    max_steps)`` steps). ``save_every_steps=None`` saves a checkpoint at each dynamics checkpoint
+    (the end of each epoch for ``in_batch`` / ``none``) and at the end. ``drop_last=False`` trains
+    the incomplete last batch of each epoch too; it has fewer in-batch negatives (one pair alone
+    scores p_gold = 1), so ``in_batch`` dynamics of those pairs are easier than the others'.
+    ``warmup_ratio``: warm-up steps = ``ceil(warmup_ratio * total_steps)``; the learning rate of
+    the first step is then 0, as in ``transformers.get_linear_schedule_with_warmup``.
+    """
+
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float | None = 1.0
+    temperature: float = 0.05
+    seed: int = 42
+    dynamics_mode: str = "in_batch"
+    checkpoints_per_epoch: int = 1
+    fixed_pool_size: int = 256
+    save_every_steps: int | None = None
+    bf16: bool = False
+    drop_last: bool = True
+    max_steps: int | None = None
+    max_query_len: int | None = None  # token limits while training (None = the encoder's own)
+    max_code_len: int | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> TrainConfig:
+        """Raise :class:`ParameterError` naming the first bad field."""
+
+        def bad(name: str, expected: str) -> ParameterError:
+            return ParameterError(f"TrainConfig.{name}: expected {expected}, got {getattr(self, name)!r}")
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+        def is_num(v: Any) -> bool:
+            return (
+                isinstance(v, (int, float, np.integer, np.floating))
+                and not isinstance(v, bool)
+                and math.isfinite(v)
+            )
+
+        for name, minimum in (
+            ("epochs", 1),
+            ("batch_size", 2),
+            ("checkpoints_per_epoch", 1),
+            ("fixed_pool_size", 1),
+        ):
+            v = getattr(self, name)
+            if not is_int(v) or v < minimum:
+                raise bad(name, f"an integer >= {minimum}")
+        for name in ("max_query_len", "max_code_len"):
+            v = getattr(self, name)
+            if v is not None and (not is_int(v) or v < 2):
+                raise bad(name, "None or an integer >= 2")
+        for name in ("save_every_steps", "max_steps"):
+            v = getattr(self, name)
+            if v is not None and (not is_int(v) or v < 1):
+                raise bad(name, "None or an integer >= 1")
+        if not is_int(self.seed):
+            raise bad("seed", "an integer")
+        if not is_num(self.lr) or self.lr <= 0:
+            raise bad("lr", "a number > 0")
+        if not is_num(self.weight_decay) or self.weight_decay < 0:
+            raise bad("weight_decay", "a number >= 0")
+        if not is_num(self.warmup_ratio) or not 0 <= self.warmup_ratio < 1:
+            raise bad("warmup_ratio", "a number in [0, 1)")
+        if self.max_grad_norm is not None and (not is_num(self.max_grad_norm) or self.max_grad_norm <= 0):
+            raise bad("max_grad_norm", "None or a number > 0")
+        if not is_num(self.temperature) or self.temperature <= 0:
+            raise bad("temperature", "a number > 0")
+        if self.dynamics_mode not in MODES:
+            raise bad("dynamics_mode", f"one of {MODES}")
+        for name in ("bf16", "drop_last"):
+            if not isinstance(getattr(self, name), bool):
+                raise bad(name, "True or False")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Build from a mapping; unknown keys raise :class:`ParameterError`."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ParameterError(f"TrainConfig: unknown field(s) {unknown}; known: {sorted(names)}")
+        return cls(**d)
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns. ``seconds`` is the training wall time summed over resumed sessions."""
+
+    model_dir: Path
+    dynamics: pd.DataFrame
+    history: pd.DataFrame
+    seconds: float
+    out_dir: Path | None = None
+    config: TrainConfig | None = None
+    steps: int = 0
+    resumed_from_step: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _check_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
+    if not isinstance(pairs, pd.DataFrame):
+        raise ParameterError(
+            f"pairs: expected a pandas DataFrame with columns id, query, code, got {type(pairs).__name__}"
+        )
+    missing = [c for c in ("id", "query", "code") if c not in pairs.columns]
+    if missing:
+        raise ParameterError(f"pairs: missing column(s) {missing}; have {list(pairs.columns)}")
+    if len(pairs) == 0:
+        raise ParameterError("pairs: no training pairs")
+    df = pairs[["id", "query", "code"]].reset_index(drop=True)
+    for col in ("query", "code"):
+        bad = df.index[~df[col].map(lambda x: isinstance(x, str))]
+        if len(bad):
+            raise ParameterError(
+                f"pairs: field '{col}' must be a string; row {int(bad[0])} has {df[col].iloc[bad[0]]!r}"
+            )
+    df["id"] = df["id"].astype(str)
+    dup = df["id"][df["id"].duplicated()]
+    if len(dup):
+        raise ParameterError(
+            f"pairs: field 'id' must be unique (the dynamics table is keyed by it); {dup.iloc[0]!r} repeats"
+        )
+    return df
+
+
+def _fingerprint_pairs(df: pd.DataFrame) -> str:
+    h = hashlib.sha256()
+    for i, q, c in zip(df["id"], df["query"], df["code"]):
+        for part in (i, q, c):
+            b = part.encode("utf-8")
+            h.update(len(b).to_bytes(8, "little"))
+            h.update(b)
+    return h.hexdigest()
+
+
+def _describe_encoder(encoder: Any) -> dict[str, Any]:
+    model = getattr(encoder, "model", None)
+    cfg = getattr(model, "config", None)
+    return {
+        "class": type(encoder).__name__,
+        "name": str(getattr(encoder, "name", "") or getattr(cfg, "_name_or_path", "") or ""),
+        "model_type": getattr(cfg, "model_type", None),
+        "pooling": getattr(encoder, "pooling", None),
+        "normalize": getattr(encoder, "normalize", None),
+        "max_query_len": getattr(encoder, "max_query_len", None),
+        "max_code_len": getattr(encoder, "max_code_len", None),
+        "n_params": int(sum(p.numel() for p in encoder.parameters())),
+    }
+
+
+def _param_groups(encoder: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases and normalisation weights (the BERT / sentence-transformers convention)."""
+    decay, no_decay = [], []
+    for name, p in encoder.named_parameters():
+        if not p.requires_grad:
+            continue
+        low = name.lower()
+        (no_decay if low.endswith("bias") or "norm" in low else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _linear_schedule(
+    optimizer: torch.optim.Optimizer, warmup: int, total: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    from transformers import get_linear_schedule_with_warmup
+
+    return get_linear_schedule_with_warmup(optimizer, num_warmup_steps=warmup, num_training_steps=total)
+
+
+def _rng_state() -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": (
+            name,
+            torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            int(pos),
+            int(has_gauss),
+            float(cached),
+        ),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    v, internal, gauss = state["python"]
+    random.setstate((v, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _history_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    if not rows:
+        return pd.DataFrame(
+            {
+                "step": pd.Series([], dtype="int64"),
+                "epoch": pd.Series([], dtype="float64"),
+                "loss": pd.Series([], dtype="float64"),
+                "lr": pd.Series([], dtype="float64"),
+                "seconds": pd.Series([], dtype="float64"),
+            }
+        )
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+
+
+def _key_mismatch_message(ckpt: Path, saved: dict[str, Any], now: dict[str, Any]) -> str:
+    diffs = []
+    for k in sorted(set(saved.get("config", {})) | set(now["config"])):
+        a, b = saved.get("config", {}).get(k), now["config"].get(k)
+        if a != b:
+            diffs.append(f"config.{k}: checkpoint {a!r} vs now {b!r}")
+    if saved.get("data") != now["data"]:
+        diffs.append(
+            f"training pairs differ ({saved.get('n_pairs')} pairs in the checkpoint, {now['n_pairs']} now)"
+        )
+    for k in sorted(set(saved.get("encoder", {})) | set(now["encoder"])):
+        a, b = saved.get("encoder", {}).get(k), now["encoder"].get(k)
+        if a != b:
+            diffs.append(f"encoder.{k}: checkpoint {a!r} vs now {b!r}")
+    return (
+        f"{ckpt}: the checkpoint was made with different settings, so it cannot be resumed: "
+        + ("; ".join(diffs) or "resume key differs")
+        + ". Pass resume=False to start over (the checkpoint is deleted) or use another out_dir."
+    )
+
+
+class _Checkpointer:
+    """Writes and reads ``out_dir/checkpoint``; ``state.json`` is written last as the commit marker."""
+
+    def __init__(self, out_dir: Path):
+        self.dir = out_dir / "checkpoint"
+        self.state_path = self.dir / "state.json"
+
+    def exists(self) -> bool:
+        return self.state_path.exists()
+
+    def state(self) -> dict[str, Any]:
+        try:
+            return read_json(self.state_path)
+        except (OSError, ValueError) as e:
+            raise WorkbenchError(
+                f"{self.state_path}: unreadable checkpoint state ({e}); pass resume=False to start over"
+            ) from e
+
+    def file(self, state: dict[str, Any], what: str) -> Path:
+        p = self.dir / state["files"][what]
+        if not p.exists():
+            raise WorkbenchError(
+                f"{p}: missing checkpoint file named by {self.state_path}; pass resume=False to start over"
+            )
+        return p
+
+    def clear(self) -> None:
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+
+    def save(
+        self,
+        *,
+        step: int,
+        encoder: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        recorder: DynamicsRecorder,
+        history: list[dict[str, Any]],
+        meta: dict[str, Any],
+        completed: bool,
+    ) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tag = f"{step:09d}"
+        files = {
+            "model": f"model-{tag}.safetensors",
+            "optimizer": f"optimizer-{tag}.pt",
+            "rng": f"rng-{tag}.pt",
+            "dynamics": f"dynamics-{tag}.parquet",
+            "history": f"history-{tag}.parquet",
+        }
+        with atomic_path(self.dir / files["model"]) as tmp:
+            save_model(encoder, str(tmp))
+        if completed:  # the optimizer is not needed any more; saves 2x the model size on disk
+            del files["optimizer"]
+        else:
+            with atomic_path(self.dir / files["optimizer"]) as tmp:
+                torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp)
+        with atomic_path(self.dir / files["rng"]) as tmp:
+            torch.save(_rng_state(), tmp)
+        recorder.flush(self.dir / files["dynamics"])
+        atomic_write_parquet(self.dir / files["history"], _history_frame(history))
+        atomic_write_json(
+            self.state_path,
+            {**meta, "step": step, "completed": completed, "files": files, "version": STATE_VERSION},
+        )
+        keep = set(files.values()) | {"state.json"}
+        for p in self.dir.iterdir():
+            if p.name not in keep and p.is_file():
+                p.unlink(missing_ok=True)
+
+
+def _save_model_dir(encoder: Any, path: Path) -> Path:
+    """``encoder.save`` into a temporary folder, then swap it into place."""
+    tmp = path.parent / f".{path.name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    encoder.save(tmp)
+    old = path.parent / f".{path.name}.old"
+    if old.exists():
+        shutil.rmtree(old)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old.exists():
+        shutil.rmtree(old)
+    return path
+
+
+# ------------------------------------------------------------------------------------ train
+def train(
+    encoder: Any,
+    pairs: pd.DataFrame,
+    config: TrainConfig | dict[str, Any] | None = None,
+    out_dir: str | os.PathLike = "train_out",
+    resume: bool = True,
+    show_progress: bool = True,
+    *,
+    stop_after_steps: int | None = None,
+) -> TrainResult:
+    """Fine-tune ``encoder`` (a ``BiEncoder``) on ``pairs`` (columns id, query, code) with InfoNCE.
+
+    Records the training dynamics (``config.dynamics_mode``), checkpoints into
+    ``out_dir/checkpoint`` and resumes from it when ``resume`` and the checkpoint was made with
+    the same config, pairs and encoder settings (otherwise :class:`ParameterError`; ``resume=False``
+    deletes the old checkpoint and starts over). A finished run found in ``out_dir`` is not
+    retrained: its final weights are loaded into ``encoder`` and its tables returned.
+    The encoder is left in eval mode. ``stop_after_steps`` (testing only) raises
+    :class:`TrainingInterrupted` right after that global step, without saving, like a crash.
+    """
+    if isinstance(config, dict):
+        config = TrainConfig.from_dict(config)
+    config = (config or TrainConfig()).validate()
+    df = _check_pairs(pairs)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    n = len(df)
+    bs = config.batch_size
+    steps_per_epoch = n // bs if config.drop_last else math.ceil(n / bs)
+    if steps_per_epoch == 0:
+        raise ParameterError(
+            f"TrainConfig.batch_size: {bs} is larger than the {n} training pairs with drop_last=True; "
+            "use a smaller batch_size or drop_last=False"
+        )
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    warmup_steps = math.ceil(config.warmup_ratio * total_steps)
+
+    key_parts = {
+        "config": {k: v for k, v in config.to_dict().items() if k not in _NOT_IN_KEY},
+        "data": _fingerprint_pairs(df),
+        "n_pairs": n,
+        "encoder": _describe_encoder(encoder),
+    }
+    key = cache_key(key_parts)
+    meta = {
+        "key": key,
+        **key_parts,
+        "steps_per_epoch": steps_per_epoch,
+        "total_steps": total_steps,
+        "warmup_steps": warmup_steps,
+    }
+
+    ck = _Checkpointer(out_dir)
+    if ck.exists() and not resume:
+        ck.clear()
+    state = ck.state() if ck.exists() else None
+    if state is not None and state.get("key") != key:
+        raise ParameterError(_key_mismatch_message(ck.dir, state, key_parts))
+
+    device = encoder.device
+    recorder = DynamicsRecorder(
+        config.dynamics_mode,
+        temperature=config.temperature,
+        checkpoints_per_epoch=config.checkpoints_per_epoch,
+        pool_size=config.fixed_pool_size,
+        seed=config.seed,
+        bf16=config.bf16,
+        show_progress=show_progress,
+    )
+    recorder.plan(steps_per_epoch, total_steps)
+    if config.dynamics_mode == "fixed_pool":
+        recorder.setup_pool(df["id"].tolist(), df["query"].tolist(), df["code"].tolist())
+    if config.save_every_steps is not None:
+        save_steps = set(range(config.save_every_steps, total_steps + 1, config.save_every_steps))
+    else:
+        save_steps = set(recorder.checkpoint_steps)
+    save_steps.add(total_steps)
+
+    optimizer = torch.optim.AdamW(_param_groups(encoder, config.weight_decay), lr=config.lr)
+    scheduler = _linear_schedule(optimizer, warmup_steps, total_steps)
+    history: list[dict[str, Any]] = []
+    start_step, prior_seconds = 0, 0.0
+
+    if state is not None:
+        load_model(encoder, str(ck.file(state, "model")), device=str(device))
+        start_step = int(state["step"])
+        prior_seconds = float(state.get("seconds", 0.0))
+        hist = pd.read_parquet(ck.file(state, "history"))
+        history = hist.to_dict("records")
+        recorder.restore(ck.file(state, "dynamics"), max_step=start_step)
+        if not state.get("completed"):
+            opt = torch.load(ck.file(state, "optimizer"), map_location=device, weights_only=True)
+            optimizer.load_state_dict(opt["optimizer"])
+            scheduler.load_state_dict(opt["scheduler"])
+            _set_rng_state(torch.load(ck.file(state, "rng"), weights_only=True))
+    else:
+        seed_everything(config.seed)
+
+    ids = df["id"].to_numpy()
+    queries = df["query"].to_numpy()
+    codes = df["code"].to_numpy()
+    perm_cache: dict[int, np.ndarray] = {}
+
+    def batch_indices(step: int) -> np.ndarray:
+        e, pos = divmod(step - 1, steps_per_epoch)
+        if e not in perm_cache:
+            perm_cache.clear()
+            perm_cache[e] = np.random.default_rng(config.seed + e).permutation(n)
+        return perm_cache[e][pos * bs : (pos + 1) * bs]
+
+    session_start = time.perf_counter()
+
+    def elapsed() -> float:
+        return prior_seconds + time.perf_counter() - session_start
+
+    def save(step: int, completed: bool) -> None:
+        ck.save(
+            step=step,
+            encoder=encoder,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            recorder=recorder,
+            history=history,
+            meta={**meta, "seconds": elapsed()},
+            completed=completed,
+        )
+
+    resumed_from = start_step
+    saved_lengths = (encoder.max_query_len, encoder.max_code_len)
+    if start_step < total_steps:
+        encoder.max_query_len = config.max_query_len or saved_lengths[0]
+        encoder.max_code_len = config.max_code_len or saved_lengths[1]
+        encoder.train()
+        bar = tqdm(
+            total=total_steps, initial=start_step, desc="train", unit="step", disable=not show_progress
+        )
+        try:
+            for step in range(start_step + 1, total_steps + 1):
+                idx = batch_indices(step)
+                lr = optimizer.param_groups[0]["lr"]
+                with autocast_context(device, config.bf16):
+                    q = encoder.embed(queries[idx].tolist(), "query")
+                    c = encoder.embed(codes[idx].tolist(), "code")
+                loss, logits = info_nce(q, c, temperature=config.temperature)
+                loss.backward()
+                if config.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(encoder.parameters(), config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                recorder.record_batch(logits, ids[idx], step)
+                loss_value = float(loss.detach())
+                history.append(
+                    {
+                        "step": step,
+                        "epoch": step / steps_per_epoch,
+                        "loss": loss_value,
+                        "lr": float(lr),
+                        "seconds": elapsed(),
+                    }
+                )
+                if recorder.is_pool_checkpoint(step):
+                    recorder.record_pool(encoder, step)
+                if step in save_steps:
+                    save(step, completed=step == total_steps)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", refresh=False)
+                if stop_after_steps is not None and step >= stop_after_steps and step < total_steps:
+                    raise TrainingInterrupted(f"simulated interruption after step {step} (stop_after_steps)")
+        finally:
+            bar.close()
+            encoder.max_query_len, encoder.max_code_len = saved_lengths
+    encoder.eval()
+
+    seconds = float(history[-1]["seconds"]) if history else prior_seconds
+    dynamics = recorder.to_frame() if recorder.enabled else empty_frame()
+    hist_df = _history_frame(history)
+    model_dir = _save_model_dir(encoder, out_dir / "model")
+    atomic_write_parquet(out_dir / "dynamics.parquet", dynamics)
+    atomic_write_parquet(out_dir / "history.parquet", hist_df)
+    atomic_write_json(
+        out_dir / "train_config.json",
+        {
+            **meta,
+            "seconds": seconds,
+            "completed": True,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "device": str(device),
+        },
+    )
+    return TrainResult(
+        model_dir=model_dir,
+        dynamics=dynamics,
+        history=hist_df,
+        seconds=seconds,
+        out_dir=out_dir,
+        config=config,
+        steps=total_steps,
+        resumed_from_step=resumed_from,
+        meta=meta,
+    )
