@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import copy
-import hashlib
 import json
 import math
 import sysconfig
@@ -15,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+from workbench.corpus import mine_source, pair_id
 from workbench.errors import ParameterError
 from workbench.runtime import autocast_context, pick_device, seed_everything, set_threads
 from workbench.training import (
@@ -45,27 +44,17 @@ STDLIB_MODULES = (
 
 
 def mine_stdlib_pairs(n: int) -> pd.DataFrame:
-    """Real (query, code) pairs from the running Python's standard library, mined with ``ast``:
-    query = first docstring line, code = the function's source without its docstring."""
+    """Real (query, code) pairs mined from the running Python's standard library by the workbench's
+    own CodeSearchNet-style miner (``workbench.corpus.mine_source``)."""
     root = Path(sysconfig.get_paths()["stdlib"])
     rows: list[dict[str, str]] = []
     for mod in STDLIB_MODULES:
         path = root / mod
         if not path.exists():
             continue
-        src = path.read_text(encoding="utf-8")
-        lines = src.splitlines(keepends=True)
-        for node in ast.walk(ast.parse(src)):
-            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.name.startswith("__"):
-                continue
-            doc = ast.get_docstring(node)
-            if not doc or len(doc.split("\n")[0].split()) < 3 or len(node.body) < 2:
-                continue
-            doc_node = node.body[0]
-            start = (node.decorator_list[0].lineno if node.decorator_list else node.lineno) - 1
-            code = "".join(lines[start : doc_node.lineno - 1] + lines[doc_node.end_lineno : node.end_lineno])
-            pid = hashlib.sha256(f"{mod}:{node.name}:{node.lineno}".encode()).hexdigest()[:16]
-            rows.append({"id": pid, "query": doc.split("\n")[0].strip(), "code": code})
+        kept, _ = mine_source(path.read_bytes(), mod)
+        for f in kept:
+            rows.append({"id": pair_id("stdlib", mod, f.func_name, f.lineno), "query": f.query, "code": f.code})
             if len(rows) == n:
                 return pd.DataFrame(rows)
     raise AssertionError(f"only {len(rows)} stdlib pairs mined, wanted {n}")
