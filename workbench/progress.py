@@ -23,6 +23,6 @@ def tqdm(*args: Any, **kwargs: Any):
         kwargs.setdefault("mininterval", 10)
         kwargs.setdefault("ascii", True)
         return text_tqdm(*args, **kwargs)
-    from workbench.progress import tqdm as auto_tqdm
+    from tqdm.auto import tqdm as auto_tqdm
 
     return auto_tqdm(*args, **kwargs)
