@@ -200,6 +200,9 @@ def apt_download_command(package: str, version: str | None = None) -> list[str]:
     return ["apt-get", "download", f"{package}={version}" if version else package]
 
 
+_APT_UPDATED: list[bool] = []  # apt-get update runs at most once per process
+
+
 def fetch_debian(
     package: str, version: str | None = None, data_dir: str | os.PathLike | None = None,
     timeout: float = APT_TIMEOUT_S,
@@ -212,6 +215,12 @@ def fetch_debian(
     folder.mkdir(parents=True, exist_ok=True)
     cmd = apt_download_command(package, version)
     ok, detail = _run(cmd, timeout, cwd=folder)
+    missing_lists = "Unable to locate" in detail or "has no installation candidate" in detail
+    if not ok and missing_lists and hasattr(os, "geteuid") and os.geteuid() == 0 and not _APT_UPDATED:
+        # a fresh machine has no package lists yet: fetch them once, then try again
+        _APT_UPDATED.append(True)
+        _run(["apt-get", "update", "-qq"], timeout, cwd=folder)
+        ok, detail = _run(cmd, timeout, cwd=folder)
     found = find_deb(folder, package, version) if ok else None
     if found is None:
         hint = ""
@@ -221,8 +230,7 @@ def fetch_debian(
             f"could not download the Debian package {package!r}: {detail or 'apt-get gave no .deb'}{hint}.\n"
             f"Run by hand where Debian's archive is reachable, then build again:\n"
             f"  cd {shlex.quote(str(folder))} && {shlex.join(cmd)}\n"
-            f"or download {package}_<version>_<arch>.deb from "
-            f"https://packages.debian.org/{DEBIAN_RELEASE}/{package} and put it into {folder}/"
+            f"or bring {package}_<version>_<arch>.deb ({DEBIAN_RELEASE}) from another machine into {folder}/"
         )
     return found
 
@@ -401,7 +409,7 @@ def fetch_npm(
             f"could not fetch the npm package {package}@{version}: {detail or 'npm pack gave no tarball'}.\n"
             f"Run by hand where the npm registry is reachable, then build again:\n"
             f"  {shlex.join(cmd[:5])}\n"
-            f"or download https://registry.npmjs.org/{package}/-/{bare}-{version}.tgz and save it as {path}"
+            f"or bring the tarball {bare}-{version}.tgz (what `npm pack` writes) from another machine and save it as {path}"
         )
     return path
 
