@@ -134,3 +134,72 @@ def compare(before: pd.DataFrame, after: pd.DataFrame, metric: str = "MRR") -> p
     out = pd.concat([a, b], axis=1)
     out["change"] = (out.iloc[:, 1] - out.iloc[:, 0]).round(2)
     return out
+
+
+def fresh_encoder(params: Params, device=None):
+    """The pre-trained starting point every variant of a comparison is trained from."""
+    from .models import BiEncoder
+    from .runtime import pick_device
+
+    return BiEncoder.load(
+        params.model,
+        max_query_len=params.max_query_len,
+        max_code_len=params.max_code_len,
+        device=device or pick_device(params.device),
+    )
+
+
+def _eval_key(tasks: dict[str, RetrievalTask], params: Params) -> str:
+    from .store import cache_key
+
+    shape = {n: [len(t.queries), len(t.corpus), sorted(t.queries)[:5], t.meta.get("pool_size")] for n, t in tasks.items()}
+    return cache_key({"tasks": shape, "k": params.k, "bf16": params.bf16_eval, "n_boot": params.n_boot, "seed": params.seed})
+
+
+def train_and_evaluate(
+    name: str,
+    train_pairs: pd.DataFrame,
+    tasks: dict[str, RetrievalTask],
+    params: Params,
+    out_dir: str | Path,
+    train_kwargs: dict | None = None,
+    **config_overrides,
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Train one variant from the pre-trained model and score it on every task.
+
+    Both steps resume: a finished training run in ``out_dir`` is not repeated, and the evaluation is
+    cached in ``out_dir/eval-<key>/`` (summary table + per-query ranks for paired tests), so a
+    comparison notebook re-run after an interruption only does the missing work.
+    Returns the summary table (one row per task, ``model`` = ``name``) and the per-query tables.
+    """
+    from .store import atomic_write_parquet
+    from .training import train
+
+    out_dir = Path(out_dir)
+    eval_dir = out_dir / f"eval-{_eval_key(tasks, params)}"
+    summary_path = eval_dir / "summary.parquet"
+    if summary_path.exists() and (out_dir / "model" / "workbench_encoder.json").exists():
+        summary = pd.read_parquet(summary_path)
+        per_query = {t: pd.read_parquet(eval_dir / f"{t}.parquet") for t in summary["task"]}
+        return summary, per_query
+    encoder = fresh_encoder(params)
+    result = train(encoder, train_pairs, train_config(params, **config_overrides), out_dir=out_dir, **(train_kwargs or {}))
+    summary, results = evaluate_suite(encoder, tasks, params, label=name)
+    summary.insert(1, "train_pairs", len(train_pairs))
+    summary["train_seconds"] = round(result.seconds, 1)
+    per_query = {t: r.per_query for t, r in results.items()}
+    for t, table in per_query.items():
+        atomic_write_parquet(eval_dir / f"{t}.parquet", table)
+    atomic_write_parquet(summary_path, summary)  # written last: marks the evaluation complete
+    return summary, per_query
+
+
+def results_table(summaries: list[pd.DataFrame], ood_tasks: list[str] | None = None, metric: str = "MRR") -> pd.DataFrame:
+    """One row per model, one column per task, plus the average over the OOD tasks (as the papers report)."""
+    table = pd.concat(summaries).pivot_table(index="model", columns="task", values=metric, sort=False)
+    order = list(dict.fromkeys(pd.concat(summaries)["model"]))
+    table = table.loc[order]
+    if ood_tasks:
+        present = [t for t in ood_tasks if t in table.columns]
+        table["OOD avg"] = table[present].mean(axis=1).round(2)
+    return table
