@@ -181,6 +181,7 @@ def run_notebooks(
                 str(out),
                 parameters={"preset": preset, "overrides": dict(overrides or {}), "run_dir": str(folder.resolve())},
                 kernel_name=kernel,
+                language="python",
                 cwd=str(nb.parent),
                 log_output=log_output,
                 progress_bar=False,
