@@ -25,6 +25,17 @@ leaves the previous complete checkpoint readable.
 Outputs in ``out_dir``: ``model/`` (``encoder.save``, sentence-transformers layout),
 ``dynamics.parquet``, ``history.parquet`` (step, epoch, loss, lr, seconds), ``train_config.json``.
 
+Extra negatives (CoRNStack section 2.3; ``workbench.curation``). ``train(..., negatives=hook)``
+calls ``hook(rows, step, progress)`` each step with the batch's row numbers in ``pairs``, the
+1-based step and ``progress = (step - 1) / max(total_steps - 1, 1)`` (0 at the first step, 1 at
+the last); the code texts it returns are embedded (kind "code", with gradients) and appended as
+negative columns shared by the whole batch: ``info_nce(q, c, negatives=...)``, CoRNStack's
+InfoNCE over in-batch positives plus the union of the batch's sampled negatives. The hook must
+be deterministic given (rows, step) (``NegativeSampler`` seeds by step) so a resumed run samples
+what the uninterrupted one did, and its ``negatives_key`` (or ``hook.key``) is part of the
+resume key. The ``in_batch`` dynamics still score each pair against the batch's codes only (the
+square B x B part of the logits), so the data map means the same with and without negatives.
+
 A batch may hold the same code twice (two queries for one function): each query's gold then also
 appears as a "negative" column. This is rare and harmless (rank counts only strictly higher
 logits) but lowers p_gold and adds a little noise to the loss; it is not masked.
@@ -39,6 +50,7 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -300,6 +312,8 @@ def _key_mismatch_message(ckpt: Path, saved: dict[str, Any], now: dict[str, Any]
         a, b = saved.get("config", {}).get(k), now["config"].get(k)
         if a != b:
             diffs.append(f"config.{k}: checkpoint {a!r} vs now {b!r}")
+    if saved.get("negatives") != now.get("negatives"):
+        diffs.append(f"negatives: checkpoint {saved.get('negatives')!r} vs now {now.get('negatives')!r}")
     if saved.get("data") != now["data"]:
         diffs.append(
             f"training pairs differ ({saved.get('n_pairs')} pairs in the checkpoint, {now['n_pairs']} now)"
@@ -414,6 +428,8 @@ def train(
     show_progress: bool = True,
     *,
     stop_after_steps: int | None = None,
+    negatives: Callable[[np.ndarray, int, float], Sequence[str]] | None = None,
+    negatives_key: str | None = None,
 ) -> TrainResult:
     """Fine-tune ``encoder`` (a ``BiEncoder``) on ``pairs`` (columns id, query, code) with InfoNCE.
 
@@ -424,6 +440,10 @@ def train(
     retrained: its final weights are loaded into ``encoder`` and its tables returned.
     The encoder is left in eval mode. ``stop_after_steps`` (testing only) raises
     :class:`TrainingInterrupted` right after that global step, without saving, like a crash.
+    ``negatives``: optional ``hook(rows, step, progress) -> code texts`` giving extra negatives
+    per step (see the module docstring; e.g. ``NegativeSampler(...).trainer_hook(codes)``);
+    ``negatives_key`` (default ``hook.key``) identifies it in the resume key and is required
+    with a hook that has no ``key``.
     """
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
@@ -451,6 +471,16 @@ def train(
         "n_pairs": n,
         "encoder": _describe_encoder(encoder),
     }
+    if negatives is not None:  # only then, so the keys of runs without negatives are unchanged
+        if not callable(negatives):
+            raise ParameterError(f"negatives: expected a callable (rows, step, progress) -> texts, got {negatives!r}")
+        negatives_key = negatives_key if negatives_key is not None else getattr(negatives, "key", None)
+        if not isinstance(negatives_key, str) or not negatives_key:
+            raise ParameterError(
+                "negatives_key: a non-empty string identifying the negatives hook is required (it is part "
+                "of the resume key); pass negatives_key=... or give the hook a `key` attribute"
+            )
+        key_parts["negatives"] = negatives_key
     key = cache_key(key_parts)
     meta = {
         "key": key,
@@ -548,17 +578,22 @@ def train(
             for step in range(start_step + 1, total_steps + 1):
                 idx = batch_indices(step)
                 lr = optimizer.param_groups[0]["lr"]
+                neg_texts: list[str] = []
+                if negatives is not None:
+                    progress = (step - 1) / max(total_steps - 1, 1)
+                    neg_texts = [str(t) for t in negatives(idx, step, progress)]
                 with autocast_context(device, config.bf16):
                     q = encoder.embed(queries[idx].tolist(), "query")
                     c = encoder.embed(codes[idx].tolist(), "code")
-                loss, logits = info_nce(q, c, temperature=config.temperature)
+                    neg = encoder.embed(neg_texts, "code") if neg_texts else None
+                loss, logits = info_nce(q, c, temperature=config.temperature, negatives=neg)
                 loss.backward()
                 if config.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(encoder.parameters(), config.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                recorder.record_batch(logits, ids[idx], step)
+                recorder.record_batch(logits[:, : len(idx)], ids[idx], step)  # in-batch square only
                 loss_value = float(loss.detach())
                 history.append(
                     {
