@@ -74,3 +74,20 @@ def test_smoke_run_of_the_quickstart(tmp_path):
     executed = nbformat.read(run / "00_quickstart.ipynb", as_version=4)
     assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
     assert "cosqa MRR (zero-shot -> fine-tuned)" in proc.stdout
+
+
+@pytest.mark.slow
+def test_smoke_run_of_the_curation_chapter(tmp_path):
+    runs = tmp_path / "runs"
+    proc = _workbench(["run", "--preset", "smoke", "--notebooks", "01", "--quiet"], {"WORKBENCH_RUNS": str(runs)})
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    (run,) = list(runs.iterdir())
+    metrics = json.loads((run / "metrics.json").read_text())["01_data_curation"]
+    assert metrics["leakage_total"] == 0
+    names = {row["set"] for row in metrics["sets"]} if "set" in metrics["sets"][0] else {row["index"] for row in metrics["sets"]}
+    assert {"train", "stdlib", "web", "tooling", "id_test_obf", "stdlib_obf", "xl_javascript"} <= names
+    arms = [row["model"] for row in metrics["ablation"]]
+    assert arms == ["zero-shot", "none", "filtering", "topk", "softmax", "curriculum"]
+    for row in metrics["ablation"]:
+        assert 0 < row["OOD avg"] <= 100
+    assert 0 < metrics["consistency"]["kept"] <= metrics["consistency"]["in_top_k"] <= 1

@@ -317,3 +317,16 @@ def gap_figure(proj_df: pd.DataFrame, gap: pd.DataFrame | None = None, title: st
         legend={"itemsizing": "constant"},
     )
     return fig
+
+
+def embed_samples(
+    encoder: Any, sets: Mapping[str, pd.DataFrame], n_per_set: int = 300, seed: int = 0, bf16: bool = False,
+    batch_size: int = 64, show_progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """Code embeddings of up to ``n_per_set`` random functions (seeded) of every set, for the
+    distribution-gap test and its projection."""
+    out = {}
+    for name, df in sets.items():
+        sample = df.sample(n=min(n_per_set, len(df)), random_state=seed) if len(df) else df
+        out[name] = encoder.encode(sample["code"].tolist(), "code", batch_size=batch_size, bf16=bf16, show_progress=show_progress)
+    return out

@@ -50,6 +50,24 @@ class Params:
     checkpoints_per_epoch: int = 1
     fixed_pool_size: int = 256
     seed: int = 42
+    # curation chapter (01): CoRNStack filtering, hard negatives, the ablation
+    proxy_model: str = "mpnet"  # the consistency filter's proxy embedder
+    proxy_bf16: bool = True  # delta was calibrated on bf16 proxy embeddings
+    curation_pairs: int | None = 2000  # train pairs filtered and trained on in the ablation (None = all)
+    consistency_k: int = 2
+    consistency_delta: float = 0.54  # calibrated for mpnet on the cpu corpus (CoRNStack: 0.7)
+    hard_negatives: int = 32  # M candidates kept per query
+    negatives_depth: int = 64  # candidates searched per query before the gamma guard
+    negatives_per_query: int = 1
+    gamma: float = 0.95
+    tau_start: float = 0.05
+    tau_end: float = 0.001
+    ablation_epochs: int = 1
+    suite_queries: int | None = 300  # queries per OOD set in comparisons (None = all)
+    suite_pool: int | None = 500  # functions per mined OOD set in comparisons (None = all)
+    crosslang_languages: str = "go,java,ruby,php,javascript,typescript"
+    crosslang_cap: int = 2000
+    gap_samples: int = 300  # code samples per set for the distribution-gap test and projection
     # evaluation
     k: int = 1000
     n_boot: int = 1000
@@ -73,6 +91,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         batch_size=16,
         n_boot=200,
         bf16_eval=True,
+        proxy_model="minilm",
+        curation_pairs=160,
+        consistency_delta=0.3,
+        suite_queries=40,
+        suite_pool=80,
+        crosslang_languages="javascript",
+        crosslang_cap=200,
+        gap_samples=60,
     ),
     # the default: the full CoSQA dev pool, a short fine-tune, on a 2-core CPU
     "cpu": dict(),
@@ -89,6 +115,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         bf16_eval=True,
         bf16_train=True,
         checkpoints_per_epoch=2,
+        curation_pairs=None,
+        suite_queries=None,
+        suite_pool=None,
+        ablation_epochs=2,
     ),
 }
 

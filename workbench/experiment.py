@@ -46,10 +46,26 @@ def standard_tasks(pairs: pd.DataFrame, params: Params, cosqa_dir: str | Path | 
     ood = pairs[pairs["split"] == "ood"]
     if len(ood):
         tasks["stdlib"] = _cap(task_from_pairs(ood, "stdlib"), params.ood_queries, params.seed)
+    tasks["cosqa"] = cosqa_task(params, cosqa_dir)
+    return tasks
+
+
+def cosqa_task(params: Params, cosqa_dir: str | Path | None = None) -> RetrievalTask:
+    """CoSQA dev sized by the preset (all 500 queries and the whole pool unless it says otherwise)."""
     cosqa = load_cosqa(cosqa_dir, split="dev")
     if params.cosqa_queries is not None:
         cosqa = cosqa.subset(params.cosqa_queries, seed=params.seed)
-    tasks["cosqa"] = shrink_pool(cosqa, params.cosqa_pool, seed=params.seed)
+    return shrink_pool(cosqa, params.cosqa_pool, seed=params.seed)
+
+
+def comparison_tasks(sets: dict[str, pd.DataFrame], params: Params) -> dict[str, RetrievalTask]:
+    """The tasks a comparison table reports: the in-distribution test, every OOD set (mined sets with
+    ``suite_queries`` queries against ``suite_pool`` functions) and CoSQA dev sized by the preset."""
+    from .ood import suite_tasks
+
+    mined = {name: df for name, df in sets.items() if name != "train"}
+    tasks = suite_tasks(mined, max_queries=params.suite_queries, seed=params.seed, pool_size=params.suite_pool, cosqa=False)
+    tasks["cosqa_dev"] = cosqa_task(params)
     return tasks
 
 

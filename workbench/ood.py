@@ -539,3 +539,15 @@ def suite_tasks(
             task = task.subset(max_queries, seed=seed)
         tasks["cosqa_dev"] = task
     return tasks
+
+
+def all_sets(
+    pairs: pd.DataFrame, suite: Mapping[str, pd.DataFrame], crosslang: pd.DataFrame | None = None
+) -> dict[str, pd.DataFrame]:
+    """Every set of the chapter in one mapping: ``train`` (in-distribution), the suite's sets, and one
+    ``xl_<language>`` set per language of the cross-language frame."""
+    sets = {"train": pairs[pairs["split"] == "train"].reset_index(drop=True), **dict(suite)}
+    if crosslang is not None and len(crosslang):
+        for lang, df in crosslang.groupby("language", sort=True):
+            sets[f"xl_{lang}"] = df.reset_index(drop=True)
+    return sets
