@@ -8,17 +8,14 @@ code is planted (a copy of pair 0's code and embedding) to exercise ties and the
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import sysconfig
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from stdlib_pairs import mine_stdlib_pairs
 
-from workbench.corpus import mine_source
 from workbench.curation import (
     HardNegatives,
     NegativeSampler,
@@ -47,19 +44,7 @@ DUP = N_PAIRS  # row of the planted duplicate of pair 0's code
 
 
 def mine_pairs(n: int) -> pd.DataFrame:
-    root = Path(sysconfig.get_paths()["stdlib"])
-    rows = []
-    for name in STDLIB_FILES:
-        path = root / name
-        if not path.exists():
-            continue
-        funcs, _ = mine_source(path.read_bytes(), name)
-        for f in funcs:
-            pid = hashlib.sha256(f"{name}:{f.func_name}:{f.lineno}".encode()).hexdigest()[:16]
-            rows.append({"id": pid, "query": f.query, "code": f.code, "func_name": f.func_name})
-            if len(rows) == n:
-                return pd.DataFrame(rows)
-    raise AssertionError(f"only {len(rows)} stdlib pairs mined, wanted {n}")
+    return mine_stdlib_pairs(STDLIB_FILES, n)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -5,15 +5,13 @@ from __future__ import annotations
 import copy
 import json
 import math
-import sysconfig
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from stdlib_pairs import mine_stdlib_pairs
 
-from workbench.corpus import mine_source, pair_id
 from workbench.errors import ParameterError
 from workbench.runtime import autocast_context, pick_device, seed_everything, set_threads
 from workbench.training import (
@@ -43,26 +41,9 @@ STDLIB_MODULES = (
 )
 
 
-def mine_stdlib_pairs(n: int) -> pd.DataFrame:
-    """Real (query, code) pairs mined from the running Python's standard library by the workbench's
-    own CodeSearchNet-style miner (``workbench.corpus.mine_source``)."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    rows: list[dict[str, str]] = []
-    for mod in STDLIB_MODULES:
-        path = root / mod
-        if not path.exists():
-            continue
-        kept, _ = mine_source(path.read_bytes(), mod)
-        for f in kept:
-            rows.append({"id": pair_id("stdlib", mod, f.func_name, f.lineno), "query": f.query, "code": f.code})
-            if len(rows) == n:
-                return pd.DataFrame(rows)
-    raise AssertionError(f"only {len(rows)} stdlib pairs mined, wanted {n}")
-
-
 @pytest.fixture(scope="module")
 def pairs() -> pd.DataFrame:
-    return mine_stdlib_pairs(16)
+    return mine_stdlib_pairs(STDLIB_MODULES, 16)[["id", "query", "code"]]
 
 
 @pytest.fixture()
