@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from workbench import ood
 from workbench.cards import (
     cards_table,
     dataset_card,
@@ -464,3 +465,27 @@ def test_suite_tasks_with_cosqa():
     assert list(tasks) == ["small", "cosqa_dev"]
     assert len(tasks["cosqa_dev"].queries) == 10 and len(tasks["cosqa_dev"].corpus) == 6267
     assert len(tasks["small"].queries) == 10 and len(tasks["small"].corpus) == len(df)
+
+
+def test_all_sets_removes_crosslang_leaks():
+    """A doc comment equal to a training query, and a near-copy inside a language set, are removed."""
+    train = pd.DataFrame({
+        "id": ["t1", "t2"], "query": ["Return the hash code of this object.", "Sort the list in place"],
+        "code": ["def h(self):\n    x = 1\n    return hash(self.v) + x", "def s(xs):\n    xs.sort()\n    return xs"],
+        "split": ["train", "train"],
+    })
+    go_a = "func Max(a, b int) int {\n\tif a > b {\n\t\treturn a\n\t}\n\treturn b\n}"
+    xl = pd.DataFrame({
+        "id": ["j1", "j2", "g1", "g2"],
+        "query": ["Returns the hash code of this object", "Parses the given string as an integer value",
+                  "Returns the larger of two integers", "Gives back the bigger of two ints"],
+        "code": ["public int hashCode() {\n  int h = 7;\n  return h * 31;\n}", "int parse(String s) {\n  return Integer.parseInt(s);\n}",
+                 go_a, go_a.replace("Max", "Maximum")],
+        "language": ["java", "java", "go", "go"], "split": ["ood"] * 4,
+    })
+    xl.loc[0, "query"] = "Return the hash code of this object."  # identical after normalisation
+    sets = ood.all_sets(train, {}, xl)
+    assert list(sets["xl_java"]["id"]) == ["j2"] and sets["xl_java"].attrs["leakage_removed"] == 1
+    assert list(sets["xl_go"]["id"]) == ["g1"] and sets["xl_go"].attrs["leakage_removed"] == 1
+    report = ood.leakage_report(sets["train"], {n: d for n, d in sets.items() if n != "train"})
+    assert report["clean"].all()

@@ -60,7 +60,7 @@ Every set keeps one function per query and drops queries seen in training.
 ("code", """
 suite = ood.build_ood_suite(P.corpus)
 xl = crosslang.build_crosslang(languages=P.crosslang_languages.split(","), per_language_cap=P.crosslang_cap)
-sets = ood.all_sets(pairs, suite, xl)
+sets = ood.all_sets(pairs, suite, xl, seed=P.seed)
 cards.cards_table(sets, seed=P.seed)
 """),
 ("code", """

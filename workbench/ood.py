@@ -541,13 +541,31 @@ def suite_tasks(
     return tasks
 
 
+def remove_leaks(
+    train_df: pd.DataFrame, sets: Mapping[str, pd.DataFrame], threshold: float = 0.8, seed: int = 0
+) -> tuple[dict[str, pd.DataFrame], dict[str, int]]:
+    """Drop every row :func:`leakage_report` would count (same checks), returning the clean sets and
+    how many rows each lost; a second report on the result reads zero."""
+    ix = _TrainIndex(train_df, threshold, seed)
+    _, offenders = _leakage(ix, sets)
+    clean = {n: df[~df["id"].astype(str).isin(offenders[n])].reset_index(drop=True) for n, df in sets.items()}
+    return clean, {n: len(offenders[n]) for n in sets}
+
+
 def all_sets(
-    pairs: pd.DataFrame, suite: Mapping[str, pd.DataFrame], crosslang: pd.DataFrame | None = None
+    pairs: pd.DataFrame, suite: Mapping[str, pd.DataFrame], crosslang: pd.DataFrame | None = None, seed: int = 0
 ) -> dict[str, pd.DataFrame]:
     """Every set of the chapter in one mapping: ``train`` (in-distribution), the suite's sets, and one
-    ``xl_<language>`` set per language of the cross-language frame."""
-    sets = {"train": pairs[pairs["split"] == "train"].reset_index(drop=True), **dict(suite)}
+    ``xl_<language>`` set per language of the cross-language frame. The cross-language sets get the
+    suite's leakage checks here (a doc comment can equal a Python training query, and their own
+    de-duplication tokenises differently): offenders are removed and counted in
+    ``df.attrs["leakage_removed"]``."""
+    train = pairs[pairs["split"] == "train"].reset_index(drop=True)
+    sets = {"train": train, **dict(suite)}
     if crosslang is not None and len(crosslang):
-        for lang, df in crosslang.groupby("language", sort=True):
-            sets[f"xl_{lang}"] = df.reset_index(drop=True)
+        xl = {f"xl_{lang}": df.reset_index(drop=True) for lang, df in crosslang.groupby("language", sort=True)}
+        xl, removed = remove_leaks(train, xl, seed=seed)
+        for name, df in xl.items():
+            df.attrs["leakage_removed"] = removed[name]
+        sets.update(xl)
     return sets
