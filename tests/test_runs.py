@@ -85,7 +85,7 @@ def test_smoke_run_of_the_curation_chapter(tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())["01_data_curation"]
     assert metrics["leakage_total"] == 0
     names = {row["set"] for row in metrics["sets"]} if "set" in metrics["sets"][0] else {row["index"] for row in metrics["sets"]}
-    assert {"train", "stdlib", "web", "tooling", "id_test_obf", "stdlib_obf", "xl_javascript"} <= names
+    assert {"train", "stdlib", "web", "id_test_obf", "stdlib_obf", "xl_javascript"} <= names
     arms = [row["model"] for row in metrics["ablation"]]
     assert arms == ["zero-shot", "none", "filtering", "topk", "softmax", "curriculum"]
     for row in metrics["ablation"]:

@@ -65,6 +65,7 @@ class Params:
     ablation_epochs: int = 1
     suite_queries: int | None = 300  # queries per OOD set in comparisons (None = all)
     suite_pool: int | None = 500  # functions per mined OOD set in comparisons (None = all)
+    ood_groups: str = "web,tooling"  # domain-shift groups mined from pinned wheels (workbench.ood.OOD_GROUPS)
     crosslang_languages: str = "go,java,ruby,php,javascript,typescript"
     crosslang_cap: int = 2000
     gap_samples: int = 300  # code samples per set for the distribution-gap test and projection
@@ -96,6 +97,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         consistency_delta=0.3,
         suite_queries=40,
         suite_pool=80,
+        ood_groups="web",
         crosslang_languages="javascript",
         crosslang_cap=200,
         gap_samples=60,
