@@ -55,12 +55,18 @@ def test_failed_notebook_keeps_its_executed_copy(tmp_path):
     assert "FAILED 00_boom" in proc.stdout
 
 
-@pytest.mark.slow
-def test_smoke_run_of_the_quickstart(tmp_path):
+def _smoke_run(tmp_path, notebook: str):
+    """Run one chapter on the smoke preset into a fresh runs folder; return (process, run folder)."""
     runs = tmp_path / "runs"
-    proc = _workbench(["run", "--preset", "smoke", "--notebooks", "00", "--quiet"], {"WORKBENCH_RUNS": str(runs)})
+    proc = _workbench(["run", "--preset", "smoke", "--notebooks", notebook, "--quiet"], {"WORKBENCH_RUNS": str(runs)})
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     (run,) = list(runs.iterdir())
+    return proc, run
+
+
+@pytest.mark.slow
+def test_smoke_run_of_the_quickstart(tmp_path):
+    proc, run = _smoke_run(tmp_path, "00")
     assert json.loads((run / "status.json").read_text())["00_quickstart"]["status"] == "ok"
     params = yaml.safe_load((run / "params.yaml").read_text())
     assert params["preset"] == "smoke" and params["params"]["corpus"] == "smoke"
@@ -78,10 +84,7 @@ def test_smoke_run_of_the_quickstart(tmp_path):
 
 @pytest.mark.slow
 def test_smoke_run_of_the_curation_chapter(tmp_path):
-    runs = tmp_path / "runs"
-    proc = _workbench(["run", "--preset", "smoke", "--notebooks", "01", "--quiet"], {"WORKBENCH_RUNS": str(runs)})
-    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
-    (run,) = list(runs.iterdir())
+    _, run = _smoke_run(tmp_path, "01")
     metrics = json.loads((run / "metrics.json").read_text())["01_data_curation"]
     assert metrics["leakage_total"] == 0
     names = {row["set"] for row in metrics["sets"]} if "set" in metrics["sets"][0] else {row["index"] for row in metrics["sets"]}

@@ -23,3 +23,13 @@ class ModelNotFoundError(WorkbenchError, LookupError):
 
 class ParameterError(WorkbenchError, ValueError):
     """A run parameter is unknown or has the wrong type."""
+
+
+def reject_unknown_fields(cls: type, data: object, what: str) -> None:
+    """Raise ParameterError naming the keys of ``data`` that are not fields of dataclass ``cls``."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)  # type: ignore[arg-type]
+    if unknown:
+        raise ParameterError(f"{what}: unknown field(s) {unknown}; known: {sorted(known)}")

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import ParameterError
+from ..errors import ParameterError, reject_unknown_fields
 from ..paths import data_dir as default_data_dir
 from ..store import atomic_write_json, atomic_write_parquet, cache_key, read_json
 from .dedup import deduplicate
@@ -111,10 +111,7 @@ class CorpusSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CorpusSpec:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ParameterError(f"corpus: unknown field(s) {unknown}; known: {sorted(known)}")
+        reject_unknown_fields(cls, d, "corpus")
         return cls(**dict(d))
 
 

@@ -60,7 +60,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_model, save_model
 
-from workbench.errors import ParameterError, WorkbenchError
+from workbench.errors import ParameterError, WorkbenchError, reject_unknown_fields
 from workbench.progress import tqdm
 from workbench.runtime import autocast_context, seed_everything
 from workbench.store import atomic_path, atomic_write_json, atomic_write_parquet, cache_key, read_json
@@ -171,10 +171,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Build from a mapping; unknown keys raise :class:`ParameterError`."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ParameterError(f"TrainConfig: unknown field(s) {unknown}; known: {sorted(names)}")
+        reject_unknown_fields(cls, d, "TrainConfig")
         return cls(**d)
 
 
