@@ -244,3 +244,13 @@ def test_in_batch_dynamics_and_exact_resume_after_interruption(minilm, pairs, tm
     assert again.resumed_from_step == 4
     assert all(torch.equal(a[k], v) for k, v in again_enc.state_dict().items())
     pd.testing.assert_frame_equal(ref.dynamics, again.dynamics)
+
+
+def test_both_modes_recorded_in_one_run(encoder, pairs, tmp_path):
+    cfg = fast_config(epochs=2, dynamics_mode="both", checkpoints_per_epoch=2, fixed_pool_size=6)
+    dyn = train(encoder, pairs, cfg, tmp_path / "both", show_progress=False).dynamics
+    assert set(dyn["mode"]) == {"in_batch", "fixed_pool"}
+    ib, fp = dyn[dyn["mode"] == "in_batch"], dyn[dyn["mode"] == "fixed_pool"]
+    assert sorted(ib["checkpoint"].unique()) == [0, 1]  # one per epoch, read off the training logits
+    assert sorted(fp["checkpoint"].unique()) == [0, 1, 2, 3] and sorted(fp["step"].unique()) == [1, 2, 3, 4]
+    assert (fp.groupby("pair_id").size() == 4).all() and set(fp["pair_id"]) == set(ib["pair_id"])

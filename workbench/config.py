@@ -125,7 +125,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 _ALLOWED_CHOICES = {
-    "dynamics_mode": ("in_batch", "fixed_pool", "none"),
+    "dynamics_mode": ("in_batch", "fixed_pool", "both", "none"),
     "device": ("auto", "cpu", "cuda", "mps"),
 }
 

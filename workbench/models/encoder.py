@@ -163,11 +163,15 @@ class BiEncoder(torch.nn.Module):
         )
         return {k: v.to(self.device) for k, v in batch.items()}
 
-    def forward_features(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Pooled (and normalised) embeddings of tokenised inputs, with gradients."""
+    def pooled_features(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled embeddings of tokenised inputs before normalisation, with gradients (MixUp mixes these)."""
         inputs = {k: v for k, v in features.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
         out = self.model(**inputs)
-        emb = pool(out.last_hidden_state, features["attention_mask"], self.pooling)
+        return pool(out.last_hidden_state, features["attention_mask"], self.pooling)
+
+    def forward_features(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled (and normalised) embeddings of tokenised inputs, with gradients."""
+        emb = self.pooled_features(features)
         if self.normalize:
             emb = torch.nn.functional.normalize(emb.float(), dim=-1)
         return emb

@@ -15,6 +15,8 @@ table into confidence / variability / correctness. Two candidate sets:
   the seed, plus the pair's gold; pool codes identical to the gold code are left out. All
   training queries and codes are encoded without gradients (eval mode) ``checkpoints_per_epoch``
   times per epoch, at evenly spaced steps, and at the last step if training stops mid-epoch.
+- ``both``: ``in_batch`` and ``fixed_pool`` in the same run (rows tagged by ``mode``), so the two
+  data maps of one training run can be compared (``cartography.compare_modes``).
 - ``none``: record nothing.
 
 Columns (``DYNAMICS_COLUMNS``, see docs/architecture.md "Dynamics"): ``pair_id``, ``checkpoint``
@@ -48,7 +50,7 @@ from workbench.store import atomic_write_parquet
 __all__ = ["DYNAMICS_COLUMNS", "MODES", "DynamicsRecorder", "score_logits", "checkpoint_steps"]
 
 DYNAMICS_COLUMNS = ["pair_id", "checkpoint", "epoch", "step", "mode", "p_gold", "rank", "loss", "correct"]
-MODES = ("in_batch", "fixed_pool", "none")
+MODES = ("in_batch", "fixed_pool", "both", "none")
 _DTYPES = {
     "pair_id": object,
     "checkpoint": "int64",
@@ -102,7 +104,7 @@ def checkpoint_steps(
         raise ParameterError(
             f"steps_per_epoch must be >= 1 and total_steps >= 0, got {steps_per_epoch}, {total_steps}"
         )
-    k = checkpoints_per_epoch if mode == "fixed_pool" else 1
+    k = checkpoints_per_epoch if mode in ("fixed_pool", "both") else 1
     epochs = math.ceil(total_steps / steps_per_epoch)
     steps: set[int] = set()
     for e in range(epochs):
@@ -177,6 +179,14 @@ class DynamicsRecorder:
     def enabled(self) -> bool:
         return self.mode != "none"
 
+    @property
+    def records_batch(self) -> bool:
+        return self.mode in ("in_batch", "both")
+
+    @property
+    def records_pool(self) -> bool:
+        return self.mode in ("fixed_pool", "both")
+
     def plan(self, steps_per_epoch: int, total_steps: int) -> list[int]:
         """Fix the schedule; returns the checkpoint steps."""
         self.steps_per_epoch = int(steps_per_epoch)
@@ -185,7 +195,7 @@ class DynamicsRecorder:
             self.mode, self.steps_per_epoch, self.total_steps, self.checkpoints_per_epoch
         )
         self._ckset = set(self.checkpoint_steps)
-        if self.mode == "fixed_pool" and self.checkpoints_per_epoch > self.steps_per_epoch:
+        if self.records_pool and self.checkpoints_per_epoch > self.steps_per_epoch:
             warnings.warn(
                 f"checkpoints_per_epoch={self.checkpoints_per_epoch} exceeds the {self.steps_per_epoch} steps per "
                 "epoch: scoring after every step instead",
@@ -207,7 +217,7 @@ class DynamicsRecorder:
         return self.pool_indices
 
     def is_pool_checkpoint(self, step: int) -> bool:
-        return self.mode == "fixed_pool" and step in self._ckset
+        return self.records_pool and step in self._ckset
 
     def _require_plan(self) -> int:
         if self.steps_per_epoch is None:
@@ -219,7 +229,7 @@ class DynamicsRecorder:
         self, logits: torch.Tensor, pair_ids: Sequence[str], step: int, labels: torch.Tensor | None = None
     ) -> None:
         """``in_batch``: score the batch of training step ``step`` (1-based) from its logits (B, N)."""
-        if self.mode != "in_batch":
+        if not self.records_batch:
             return
         spe = self._require_plan()
         if logits.shape[0] != len(pair_ids):
@@ -227,13 +237,14 @@ class DynamicsRecorder:
         p, rank, loss = score_logits(logits, labels)
         n = len(pair_ids)
         self._append(
-            pair_ids, np.full(n, (step - 1) // spe), np.full(n, step / spe), np.full(n, step), p, rank, loss
+            pair_ids, np.full(n, (step - 1) // spe), np.full(n, step / spe), np.full(n, step), p, rank, loss,
+            mode="in_batch",
         )
 
     @torch.no_grad()
     def record_pool(self, encoder: Any, step: int) -> None:
         """``fixed_pool``: encode every training query and code (no grad) and score against the pool."""
-        if self.mode != "fixed_pool":
+        if not self.records_pool:
             return
         spe = self._require_plan()
         if self._ids is None or self.pool_indices is None or self._uniq_codes is None:
@@ -249,7 +260,8 @@ class DynamicsRecorder:
         )
         n = len(self._ids)
         self._append(
-            self._ids, np.full(n, checkpoint), np.full(n, step / spe), np.full(n, step), p_all, r_all, l_all
+            self._ids, np.full(n, checkpoint), np.full(n, step / spe), np.full(n, step), p_all, r_all, l_all,
+            mode="fixed_pool",
         )
 
     @staticmethod
@@ -283,14 +295,14 @@ class DynamicsRecorder:
             out_l.append(loss)
         return np.concatenate(out_p), np.concatenate(out_r), np.concatenate(out_l)
 
-    def _append(self, pair_ids, checkpoint, epoch, step, p, rank, loss) -> None:
+    def _append(self, pair_ids, checkpoint, epoch, step, p, rank, loss, mode: str) -> None:
         self._pending.append(
             {
                 "pair_id": np.asarray([str(x) for x in pair_ids], dtype=object),
                 "checkpoint": np.asarray(checkpoint, dtype=np.int64),
                 "epoch": np.asarray(epoch, dtype=np.float64),
                 "step": np.asarray(step, dtype=np.int64),
-                "mode": np.full(len(p), self.mode, dtype=object),
+                "mode": np.full(len(p), mode, dtype=object),
                 "p_gold": np.asarray(p, dtype=np.float64),
                 "rank": np.asarray(rank, dtype=np.int64),
                 "loss": np.asarray(loss, dtype=np.float64),

@@ -66,6 +66,7 @@ from workbench.runtime import autocast_context, seed_everything
 from workbench.store import atomic_path, atomic_write_json, atomic_write_parquet, cache_key, read_json
 from workbench.training.dynamics import MODES, DynamicsRecorder, empty_frame
 from workbench.training.losses import info_nce
+from workbench.training.mixup import mix_plan, mixup_embed, mixup_loss
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "train", "HISTORY_COLUMNS"]
 
@@ -73,6 +74,7 @@ HISTORY_COLUMNS = ["step", "epoch", "loss", "lr", "seconds"]
 STATE_VERSION = 1
 # Fields that do not change what training produces: left out of the resume key.
 _NOT_IN_KEY = ("save_every_steps",)
+_MIXUP_FIELDS = ("mixup_alpha", "mixup_fraction", "mixup_layer", "mixup_weight")
 
 
 class TrainingInterrupted(WorkbenchError):
@@ -109,6 +111,11 @@ class TrainConfig:
     max_steps: int | None = None
     max_query_len: int | None = None  # token limits while training (None = the encoder's own)
     max_code_len: int | None = None
+    # representation-level MixUp (Select then MixUp step 4; workbench.training.mixup); None = off
+    mixup_alpha: float | None = None
+    mixup_fraction: float = 1.0
+    mixup_layer: int | None = None  # None = pooled representations; k = token states entering block k
+    mixup_weight: float = 1.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -158,6 +165,14 @@ class TrainConfig:
             raise bad("max_grad_norm", "None or a number > 0")
         if not is_num(self.temperature) or self.temperature <= 0:
             raise bad("temperature", "a number > 0")
+        if self.mixup_alpha is not None and (not is_num(self.mixup_alpha) or self.mixup_alpha <= 0):
+            raise bad("mixup_alpha", "None (no MixUp) or a number > 0")
+        if not is_num(self.mixup_fraction) or not 0 <= self.mixup_fraction <= 1:
+            raise bad("mixup_fraction", "a number in [0, 1]")
+        if self.mixup_layer is not None and (not is_int(self.mixup_layer) or self.mixup_layer < 1):
+            raise bad("mixup_layer", "None (pooled representations) or an integer >= 1 (a transformer block)")
+        if not is_num(self.mixup_weight) or self.mixup_weight < 0:
+            raise bad("mixup_weight", "a number >= 0")
         if self.dynamics_mode not in MODES:
             raise bad("dynamics_mode", f"one of {MODES}")
         for name in ("bf16", "drop_last"):
@@ -463,7 +478,11 @@ def train(
     warmup_steps = math.ceil(config.warmup_ratio * total_steps)
 
     key_parts = {
-        "config": {k: v for k, v in config.to_dict().items() if k not in _NOT_IN_KEY},
+        "config": {
+            k: v
+            for k, v in config.to_dict().items()
+            if k not in _NOT_IN_KEY and (config.mixup_alpha is not None or k not in _MIXUP_FIELDS)
+        },
         "data": _fingerprint_pairs(df),
         "n_pairs": n,
         "encoder": _describe_encoder(encoder),
@@ -505,7 +524,7 @@ def train(
         show_progress=show_progress,
     )
     recorder.plan(steps_per_epoch, total_steps)
-    if config.dynamics_mode == "fixed_pool":
+    if recorder.records_pool:
         recorder.setup_pool(df["id"].tolist(), df["query"].tolist(), df["code"].tolist())
     if config.save_every_steps is not None:
         save_steps = set(range(config.save_every_steps, total_steps + 1, config.save_every_steps))
@@ -579,11 +598,22 @@ def train(
                 if negatives is not None:
                     progress = (step - 1) / max(total_steps - 1, 1)
                     neg_texts = [str(t) for t in negatives(idx, step, progress)]
+                plan = None
+                if config.mixup_alpha is not None:
+                    plan = mix_plan(
+                        len(idx), config.mixup_alpha, config.mixup_fraction, np.random.default_rng([config.seed, step])
+                    )
                 with autocast_context(device, config.bf16):
-                    q = encoder.embed(queries[idx].tolist(), "query")
-                    c = encoder.embed(codes[idx].tolist(), "code")
+                    if plan is None:
+                        q = encoder.embed(queries[idx].tolist(), "query")
+                        c = encoder.embed(codes[idx].tolist(), "code")
+                    else:
+                        q, q_mix = mixup_embed(encoder, queries[idx].tolist(), "query", plan, config.mixup_layer)
+                        c, c_mix = mixup_embed(encoder, codes[idx].tolist(), "code", plan, config.mixup_layer)
                     neg = encoder.embed(neg_texts, "code") if neg_texts else None
                 loss, logits = info_nce(q, c, temperature=config.temperature, negatives=neg)
+                if plan is not None:
+                    loss = loss + config.mixup_weight * mixup_loss(q, c, q_mix, c_mix, plan, config.temperature)
                 loss.backward()
                 if config.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(encoder.parameters(), config.max_grad_norm)
