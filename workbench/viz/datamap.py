@@ -148,8 +148,9 @@ def export_figure(
 ) -> list[Path]:
     """Write ``fig`` as ``<path>.<fmt>`` for each format; returns the paths written.
 
-    Static formats go through kaleido, which needs a Chrome / Chromium binary; without one this
-    raises :class:`ExportError` before writing anything, naming the fix. ``"html"`` (plotly.js
+    Static formats go through kaleido (one call for all of them), which needs a Chrome / Chromium
+    binary (Debian's ``chromium`` works; ``make venv`` installs it as root); without one this raises
+    :class:`ExportError` and writes nothing, naming the fix. ``"html"`` (plotly.js
     embedded, works offline) and ``"json"`` need nothing extra.
     """
     base = Path(path_without_ext)
@@ -160,31 +161,39 @@ def export_figure(
             f"export_figure: unknown format(s) {unknown}; use {(*STATIC_FORMATS, 'html', 'json')}"
         )
     base.parent.mkdir(parents=True, exist_ok=True)
-    static = [f for f in fmts if f in STATIC_FORMATS]
-    if static:
-        try:
-            import plotly.io as pio
+    outs = {f: base.with_name(f"{base.name}.{f}") for f in fmts}
+    tmps = {f: out.with_name(f".{out.name}.tmp") for f, out in outs.items()}
+    static = list(dict.fromkeys(f for f in fmts if f in STATIC_FORMATS))
+    try:
+        if static:  # one kaleido call: one browser start for all formats, written first, so a
+            # missing Chrome leaves nothing behind
+            try:
+                import plotly.io as pio
 
-            probe = pio.to_image(go.Figure(), format="svg")  # fails fast when kaleido / Chrome is missing
-            if not probe:
-                raise RuntimeError("kaleido returned no image")
-        except Exception as e:  # kaleido raises plain RuntimeError / ValueError variants
-            raise ExportError(
-                f"cannot write {static} for {base}: static export needs kaleido with a Chrome/Chromium browser, "
-                f"which is not usable here ({type(e).__name__}: {' '.join(str(e).split())[:300]}). "
-                "Fixes: install Chromium (e.g. `apt-get install chromium`, or `plotly_get_chrome` with internet), "
-                "or export with formats=('html',)."
-            ) from e
-    written = []
-    for f in fmts:
-        out = base.with_name(f"{base.name}.{f}")
-        tmp = out.with_name(f".{out.name}.tmp")
-        if f == "html":
-            fig.write_html(tmp, include_plotlyjs=True, full_html=True)
-        elif f == "json":
-            tmp.write_text(fig.to_json(), encoding="utf-8")
-        else:
-            fig.write_image(tmp, format="jpeg" if f == "jpg" else f, scale=scale)
-        os.replace(tmp, out)
-        written.append(out)
-    return written
+                pio.write_images(
+                    fig=[fig] * len(static),
+                    file=[tmps[f] for f in static],
+                    format=["jpeg" if f == "jpg" else f for f in static],
+                    scale=scale,
+                )
+                empty = [f for f in static if not tmps[f].exists() or tmps[f].stat().st_size == 0]
+                if empty:
+                    raise RuntimeError(f"kaleido wrote no {empty} image")
+            except Exception as e:  # kaleido raises plain RuntimeError / ValueError variants
+                raise ExportError(
+                    f"cannot write {static} for {base}: static export needs kaleido with a Chrome/Chromium "
+                    f"browser, which is not usable here ({type(e).__name__}: {' '.join(str(e).split())[:300]}). "
+                    "Fixes: install Chromium (`make venv` does as root, or `apt-get install chromium`; "
+                    "`plotly_get_chrome` with internet), or export with formats=('html',)."
+                ) from e
+        for f in fmts:
+            if f == "html":
+                fig.write_html(tmps[f], include_plotlyjs=True, full_html=True)
+            elif f == "json":
+                tmps[f].write_text(fig.to_json(), encoding="utf-8")
+        for f in dict.fromkeys(fmts):
+            os.replace(tmps[f], outs[f])
+    finally:
+        for t in tmps.values():
+            t.unlink(missing_ok=True)
+    return [outs[f] for f in dict.fromkeys(fmts)]
