@@ -14,14 +14,22 @@ from stdlib_pairs import mine_stdlib_pairs
 from workbench.errors import ParameterError
 from workbench.runtime import set_threads
 from workbench.training import TrainConfig, train
-from workbench.training.mixup import MixPlan, encoder_layers, mix_plan, mix_rows, mixup_embed, mixup_loss, mixup_targets
+from workbench.training.mixup import (
+    MixPlan,
+    encoder_layers,
+    mix_plan,
+    mix_rows,
+    mixup_embed,
+    mixup_loss,
+    mixup_targets,
+)
 
 
 @pytest.fixture(scope="module")
 def pairs() -> pd.DataFrame:
-    return mine_stdlib_pairs(("textwrap.py", "shlex.py", "fnmatch.py", "bisect.py", "heapq.py", "base64.py"), 16)[
-        ["id", "query", "code"]
-    ]
+    return mine_stdlib_pairs(
+        ("textwrap.py", "shlex.py", "fnmatch.py", "bisect.py", "heapq.py", "base64.py"), 16
+    )[["id", "query", "code"]]
 
 
 def test_plan_draws_other_rows_and_beta_coefficients():
@@ -44,7 +52,9 @@ def test_plan_draws_other_rows_and_beta_coefficients():
 
 def test_mixing_and_targets_by_hand():
     h = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]])
-    plan = MixPlan(anchors=np.array([0, 2]), partners=np.array([1, 0]), lam=np.array([0.25, 0.5]), batch_size=3)
+    plan = MixPlan(
+        anchors=np.array([0, 2]), partners=np.array([1, 0]), lam=np.array([0.25, 0.5]), batch_size=3
+    )
     torch.testing.assert_close(mix_rows(h, plan), torch.tensor([[0.25, 0.75], [1.5, 1.0]]))
     torch.testing.assert_close(mixup_targets(plan), torch.tensor([[0.25, 0.75, 0.0], [0.5, 0.0, 0.5]]))
 
@@ -71,7 +81,9 @@ def test_loss_matches_hand_computation():
 
 def test_pooled_mixing_interpolates_before_normalising(minilm):
     texts = ["sort a list in place", "read a file line by line", "parse json from a string", "sum of squares"]
-    plan = MixPlan(anchors=np.array([0, 1]), partners=np.array([2, 3]), lam=np.array([1.0, 0.5]), batch_size=4)
+    plan = MixPlan(
+        anchors=np.array([0, 1]), partners=np.array([2, 3]), lam=np.array([1.0, 0.5]), batch_size=4
+    )
     with torch.no_grad():
         emb, mixed = mixup_embed(minilm, texts, "query", plan)
         feats = minilm.tokenize(texts, "query")

@@ -55,10 +55,10 @@ def test_failed_notebook_keeps_its_executed_copy(tmp_path):
     assert "FAILED 00_boom" in proc.stdout
 
 
-def _smoke_run(tmp_path, notebook: str):
-    """Run one chapter on the smoke preset into a fresh runs folder; return (process, run folder)."""
+def _smoke_run(tmp_path, *notebooks: str):
+    """Run chapters on the smoke preset into a fresh runs folder; return (process, run folder)."""
     runs = tmp_path / "runs"
-    proc = _workbench(["run", "--preset", "smoke", "--notebooks", notebook, "--quiet"], {"WORKBENCH_RUNS": str(runs)})
+    proc = _workbench(["run", "--preset", "smoke", "--notebooks", *notebooks, "--quiet"], {"WORKBENCH_RUNS": str(runs)})
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     (run,) = list(runs.iterdir())
     return proc, run
@@ -94,3 +94,31 @@ def test_smoke_run_of_the_curation_chapter(tmp_path):
     for row in metrics["ablation"]:
         assert 0 < row["OOD avg"] <= 100
     assert 0 < metrics["consistency"]["kept"] <= metrics["consistency"]["in_top_k"] <= 1
+
+
+@pytest.mark.slow
+def test_smoke_run_of_data_maps_and_select_then_mixup(tmp_path):
+    """03 trains the data-map run (both dynamics modes) and 04 reuses it from the same run folder."""
+    proc, run = _smoke_run(tmp_path, "03", "04")
+    status = json.loads((run / "status.json").read_text())
+    assert status["03_data_maps"]["status"] == status["04_training"]["status"] == "ok"
+    metrics = json.loads((run / "metrics.json").read_text())
+    maps = metrics["03_data_maps"]
+    assert sum(maps["category_counts"]["in_batch"].values()) == maps["datamap_pairs"] == 96
+    assert -1 <= maps["mode_comparison"]["spearman_confidence"] <= 1 and maps["mode_comparison"]["pairs"] == 96
+    for fmt in ("png", "svg", "pdf", "html"):
+        assert (run / "figures" / f"datamap_correctness.{fmt}").stat().st_size > 1000
+    assert (run / "subsets" / "ambiguous_hard.parquet").exists()
+    sel = metrics["04_training"]
+    models = [row["model"] for row in sel["table_mean"]]
+    assert models == ["all", "all + MixUp", "ambiguous+hard", "ambiguous+hard + MixUp", "zero-shot"]
+    assert sel["subset_sizes"]["ambiguous+hard"] == sum(
+        maps["category_counts"]["in_batch"][c] for c in ("ambiguous", "hard-to-learn")
+    )
+    for row in sel["table_mean"]:
+        assert 0 < row["OOD avg"] <= 100
+    ood = [t for t in sel["paired_tests"] if t["task"] == "OOD avg"]
+    assert {t["variant"] for t in ood} == {"all + MixUp", "ambiguous+hard", "ambiguous+hard + MixUp"}
+    assert all(t["ci_low"] <= t["delta"] <= t["ci_high"] for t in ood)
+    # 04 reused the data-map run of 03 instead of training it again
+    assert sel["datamap_reused"] is True and "04_training" in proc.stdout

@@ -94,7 +94,7 @@ gold code ranked first (Swayamdipta et al., 2020). *Select then MixUp* trains on
 chapter 03 explores it interactively.
 """),
 ("code", """
-dmap = cartography.categorize(cartography.data_map(result.dynamics))
+dmap = cartography.categorize(cartography.data_map(result.dynamics, mode="in_batch" if P.dynamics_mode == "both" else None))
 dmap = dmap.merge(train_pairs[["id", "query", "code"]], left_on="pair_id", right_on="id", how="left")
 fig = viz.datamap_figure(dmap, color="correctness")
 fig.show()

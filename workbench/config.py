@@ -69,6 +69,19 @@ class Params:
     crosslang_languages: str = "go,java,ruby,php,javascript,typescript"
     crosslang_cap: int = 2000
     gap_samples: int = 300  # code samples per set for the distribution-gap test and projection
+    # data maps and Select then MixUp (03, 04)
+    datamap_pairs: int = 2000  # training pairs of the data-map run (both dynamics modes)
+    datamap_epochs: int = 3
+    datamap_mode: str = "in_batch"  # which data map chooses the subsets
+    easy_q: float = 0.5  # cartography.categorize quantile rule
+    hard_q: float = 0.5
+    ambiguous_q: float = 0.667
+    select_subsets: str = "all,easy,ambiguous,hard,ambiguous+hard,random"
+    select_seeds: int = 1  # seeds per variant (seed, seed + 1, ...)
+    select_epochs: int = 1
+    mixup_alpha: float = 0.4
+    mixup_fraction: float = 0.5
+    mixup_layer: int = 0  # 0 = pooled representations; k = token states entering transformer block k
     # evaluation
     k: int = 1000
     n_boot: int = 1000
@@ -101,6 +114,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         crosslang_languages="javascript",
         crosslang_cap=200,
         gap_samples=60,
+        datamap_pairs=96,
+        datamap_epochs=2,
+        select_subsets="all,ambiguous+hard",
     ),
     # the default: the full CoSQA dev pool, a short fine-tune, on a 2-core CPU
     "cpu": dict(),
@@ -124,7 +140,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     ),
 }
 
+# the paper's protocol on an accelerator: the gpu preset with three seeds per variant
+PRESETS["paper"] = {**PRESETS["gpu"], "select_seeds": 3, "datamap_pairs": 20000, "datamap_epochs": 4}
+
 _ALLOWED_CHOICES = {
+    "datamap_mode": ("in_batch", "fixed_pool"),
     "dynamics_mode": ("in_batch", "fixed_pool", "both", "none"),
     "device": ("auto", "cpu", "cuda", "mps"),
 }
@@ -168,7 +188,10 @@ def resolve(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> Par
             raise ParameterError(f"parameter {name!r} must be one of {_ALLOWED_CHOICES[name]}, got {value!r}")
     values = {**PRESETS[preset], **overrides}
     params = replace(Params(), preset=preset, **values)
-    for name in ("threads", "epochs", "batch_size", "train_pairs", "k", "max_query_len", "max_code_len"):
+    for name in (
+        "threads", "epochs", "batch_size", "train_pairs", "k", "max_query_len", "max_code_len",
+        "datamap_pairs", "datamap_epochs", "select_seeds", "select_epochs",
+    ):
         if getattr(params, name) < 1:
             raise ParameterError(f"parameter {name!r} must be >= 1, got {getattr(params, name)!r}")
     # ints given for float fields become floats, so the params round-trip identically

@@ -47,13 +47,20 @@ class MixPlan:
         return len(self.anchors)
 
 
-def mix_plan(batch_size: int, alpha: float, fraction: float = 1.0, seed: int | np.random.Generator = 0) -> MixPlan:
+def mix_plan(
+    batch_size: int, alpha: float, fraction: float = 1.0, seed: int | np.random.Generator = 0
+) -> MixPlan:
     """Draw the mixing plan of one batch: ``round(fraction * batch_size)`` anchors (at least one when
     ``fraction > 0``), each with a uniformly drawn partner among the *other* rows, and
     ``lam ~ Beta(alpha, alpha)`` per mixed example (float64)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 2:
         raise ParameterError(f"mix_plan: batch_size must be an integer >= 2, got {batch_size!r}")
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not math.isfinite(alpha) or alpha <= 0:
+    if (
+        not isinstance(alpha, (int, float))
+        or isinstance(alpha, bool)
+        or not math.isfinite(alpha)
+        or alpha <= 0
+    ):
         raise ParameterError(f"mixup alpha: must be a number > 0, got {alpha!r}")
     if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 <= fraction <= 1:
         raise ParameterError(f"mixup fraction: must be a number in [0, 1], got {fraction!r}")
@@ -62,7 +69,12 @@ def mix_plan(batch_size: int, alpha: float, fraction: float = 1.0, seed: int | n
     anchors = np.sort(rng.choice(batch_size, size=m, replace=False))
     partners = (anchors + 1 + rng.integers(0, batch_size - 1, size=m)) % batch_size  # never the anchor itself
     lam = rng.beta(alpha, alpha, size=m)
-    return MixPlan(anchors=anchors.astype(np.int64), partners=partners.astype(np.int64), lam=lam, batch_size=int(batch_size))
+    return MixPlan(
+        anchors=anchors.astype(np.int64),
+        partners=partners.astype(np.int64),
+        lam=lam,
+        batch_size=int(batch_size),
+    )
 
 
 def mix_rows(h: torch.Tensor, plan: MixPlan) -> torch.Tensor:
@@ -125,7 +137,9 @@ def mixup_embed(
 
     blocks = encoder_layers(encoder.model)
     if isinstance(layer, bool) or not isinstance(layer, int) or not 1 <= layer < len(blocks):
-        raise ParameterError(f"mixup layer: must be an integer in [1, {len(blocks) - 1}] for this encoder, got {layer!r}")
+        raise ParameterError(
+            f"mixup layer: must be an integer in [1, {len(blocks) - 1}] for this encoder, got {layer!r}"
+        )
     b, m = plan.batch_size, len(plan)
     feats = encoder.tokenize(list(texts) + [texts[i] for i in plan.anchors], kind)
     mask2d = feats["attention_mask"]

@@ -1,0 +1,151 @@
+"""Writes notebooks/04_training.ipynb (run: python tools/make_04_training.py)."""
+
+from pathlib import Path
+
+from nbbuild import build
+
+build(str(Path(__file__).resolve().parent.parent / "notebooks" / "04_training.ipynb"), [
+("md", """
+# 04 · Select then MixUp: does training on ambiguous and hard pairs, with MixUp, generalise better?
+
+Step 4 of **Select then MixUp** (methods.md section 1). From the data map of `03_data_maps` we train
+the same pre-trained bi-encoder on different subsets of the same training pairs:
+
+| subset | what it is |
+| --- | --- |
+| all | every pair of the data-map run (the baseline) |
+| easy / ambiguous / hard | one region of the data map each |
+| ambiguous+hard | what the paper selects |
+| random | as many pairs as ambiguous+hard, drawn at random: the control the paper lacks |
+
+each **with and without MixUp at the representation level**: lambda ~ Beta(alpha, alpha), the pooled
+representations of two random pairs are mixed on both sides with the same lambda, and the mixed
+query is trained against both codes with soft targets (lambda, 1 - lambda) in the InfoNCE softmax
+(`workbench.training.mixup`; `mixup_layer=k` mixes token states at transformer block k instead).
+Every model is scored on the in-distribution test and every OOD set; with several seeds the table
+shows mean ± std, and each variant is compared with the all-data baseline query by query.
+"""),
+("params", """
+preset = "cpu"      # smoke | cpu | gpu | paper
+overrides = {}      # e.g. {"select_seeds": 3, "mixup_alpha": 0.2, "mixup_layer": 3}
+run_dir = None
+subset_file = None  # a subset exported from the 03 explorer: trained as an extra variant "custom"
+"""),
+("code", """
+import pandas as pd
+from IPython.display import display
+
+from workbench import cartography, experiment, ood, runs, selection
+from workbench.corpus import build_corpus, crosslang
+from workbench.viz.explorer import load_subset
+
+run = runs.open_run("04_training", preset, overrides, run_dir)
+P = run.params
+print("run folder:", run.dir)
+"""),
+("md", """
+## 1. The data map and the training subsets
+
+The data-map run of `03_data_maps` is reused when this notebook runs in the same run folder
+(`workbench run` runs them together); otherwise it is trained here.
+"""),
+("code", """
+pairs = build_corpus(P.corpus)
+sample, datamap_run = selection.datamap_training(pairs, P, run.path("models", "datamap"))
+dmap = cartography.categorize(cartography.data_map(datamap_run.dynamics, mode=P.datamap_mode),
+                              easy_q=P.easy_q, hard_q=P.hard_q, ambiguous_q=P.ambiguous_q)
+subsets = selection.training_subsets(sample, dmap, seed=P.seed)
+subsets = {name: subsets[name] for name in P.select_subsets.split(",")}
+if subset_file:
+    subsets["custom"] = load_subset(subset_file)
+pd.DataFrame({"pairs": {name: len(df) for name, df in subsets.items()}})
+"""),
+("md", """
+## 2. The test sets
+
+The same suite as `01_data_curation`: the in-distribution test, the domain-shift sets, the
+obfuscated sets, the other languages (each a pool of equal size) and CoSQA dev.
+"""),
+("code", """
+suite = ood.build_ood_suite(P.corpus, groups={g: ood.OOD_GROUPS[g] for g in ["stdlib", *P.ood_groups.split(",")]})
+xl = crosslang.build_crosslang(languages=P.crosslang_languages.split(","), per_language_cap=P.crosslang_cap)
+sets = ood.all_sets(pairs, suite, xl, seed=P.seed)
+tasks = experiment.comparison_tasks(sets, P)
+ood_tasks = [t for t in tasks if t != "id_test"]
+pd.DataFrame({"queries": {t: len(task.queries) for t, task in tasks.items()},
+              "pool": {t: len(task.corpus) for t, task in tasks.items()}})
+"""),
+("md", """
+## 3. Train every variant
+
+Each model starts from the same pre-trained weights. Training and evaluation are cached per variant
+in the run folder, so an interrupted run resumes where it stopped.
+"""),
+("code", """
+seeds = [P.seed + i for i in range(P.select_seeds)]
+grid = selection.variants([s for s in subsets if s != "custom"], seeds) + (
+    [selection.Variant("custom", m, s) for s in seeds for m in (False, True)] if "custom" in subsets else [])
+zero_shot, zero_results = experiment.evaluate_suite(experiment.fresh_encoder(P), tasks, P, label="zero-shot")
+rows, per_query = [], {}
+for v in grid:
+    summary, pq = experiment.train_and_evaluate(
+        v.label, subsets[v.subset], tasks, P, run.path("models", "select", v.slug), **v.train_overrides(P))
+    rows.append(summary.assign(seed=v.seed))
+    for task, table in pq.items():
+        per_query.setdefault(v.label, {}).setdefault(task, []).append(table)
+summaries = pd.concat(rows, ignore_index=True)
+print(f"{len(grid)} models; training time {summaries.groupby('model')['train_seconds'].first().sum() / 60:.1f} min")
+"""),
+("md", """
+## 4. The table of the paper
+
+MRR (%) per test set and the average over the OOD sets; mean ± std over seeds.
+"""),
+("code", """
+mean, std = selection.seed_table(pd.concat([summaries, zero_shot.assign(seed=P.seed)]), ood_tasks)
+display(selection.format_seed_table(mean, std))
+mean[["id_test", "OOD avg"]].sort_values("OOD avg", ascending=False).round(2)
+"""),
+("md", """
+## 5. Query-level paired tests against the all-data baseline
+
+For each variant and test set: the MRR difference to `all` (percent points), its 95% bootstrap
+interval and p-value (queries resampled, each query's reciprocal rank averaged over seeds). The
+OOD-average row resamples each OOD set's queries independently.
+"""),
+("code", """
+tests = selection.paired_vs_baseline(per_query, baseline="all", ood_tasks=ood_tasks, n_boot=P.n_boot, seed=P.seed)
+ood_rows = tests[tests["task"] == "OOD avg"].set_index("variant")
+ood_rows
+"""),
+("code", """
+tests.pivot_table(index="variant", columns="task", values="delta", sort=False)
+"""),
+("md", """
+## 6. The verdict on our data
+"""),
+("code", """
+target = "ambiguous+hard + MixUp"
+if target in ood_rows.index:
+    r = ood_rows.loc[target]
+    verdict = "beats" if r["ci_low"] > 0 else ("loses to" if r["ci_high"] < 0 else "is not distinguishable from")
+    print(f"{target} {verdict} the all-data baseline on the OOD average: {r['delta']:+.2f} MRR points, "
+          f"95% CI [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}], p = {r['p_value']:.3f} "
+          f"({P.select_seeds} seed(s), {int(r['queries'])} OOD queries)")
+    if "random + MixUp" in ood_rows.index:
+        rr = ood_rows.loc["random + MixUp"]
+        print(f"random + MixUp (same size, no selection): {rr['delta']:+.2f} [{rr['ci_low']:+.2f}, {rr['ci_high']:+.2f}]")
+"""),
+("code", """
+run.log_metrics({
+    "table_mean": mean.reset_index().to_dict(orient="records"),
+    "table_std": std.reset_index().to_dict(orient="records"),
+    "paired_tests": tests.to_dict(orient="records"),
+    "subset_sizes": {name: len(df) for name, df in subsets.items()},
+    "seeds": seeds,
+    "datamap_reused": datamap_run.resumed_from_step == datamap_run.steps,
+    "headline": {f"{name}: OOD avg MRR": round(float(row["OOD avg"]), 2) for name, row in mean.iterrows()},
+})
+print("metrics written to", run.dir / "metrics.json")
+"""),
+])
