@@ -32,6 +32,8 @@ run_dir = None
 subset_file = None  # a subset exported from the 03 explorer: trained as an extra variant "custom"
 """),
 ("code", """
+import dataclasses
+
 import pandas as pd
 from IPython.display import display
 
@@ -41,6 +43,7 @@ from workbench.viz.explorer import load_subset
 
 run = runs.open_run("04_training", preset, overrides, run_dir)
 P = run.params
+PE = dataclasses.replace(P, bf16_eval=P.select_bf16_eval)  # the precision every model of the comparison is scored in
 print("run folder:", run.dir)
 """),
 ("md", """
@@ -85,11 +88,11 @@ in the run folder, so an interrupted run resumes where it stopped.
 seeds = [P.seed + i for i in range(P.select_seeds)]
 grid = selection.variants([s for s in subsets if s != "custom"], seeds) + (
     [selection.Variant("custom", m, s) for s in seeds for m in (False, True)] if "custom" in subsets else [])
-zero_shot, zero_results = experiment.evaluate_suite(experiment.fresh_encoder(P), tasks, P, label="zero-shot")
+zero_shot, _ = experiment.evaluate_suite(experiment.fresh_encoder(P), tasks, PE, label="zero-shot")
 rows, per_query = [], {}
 for v in grid:
     summary, pq = experiment.train_and_evaluate(
-        v.label, subsets[v.subset], tasks, P, run.path("models", "select", v.slug), **v.train_overrides(P))
+        v.label, subsets[v.subset], tasks, PE, run.path("models", "select", v.slug), **v.train_overrides(P))
     rows.append(summary.assign(seed=v.seed))
     for task, table in pq.items():
         per_query.setdefault(v.label, {}).setdefault(task, []).append(table)

@@ -79,6 +79,7 @@ class Params:
     select_subsets: str = "all,easy,ambiguous,hard,ambiguous+hard,random"
     select_seeds: int = 1  # seeds per variant (seed, seed + 1, ...)
     select_epochs: int = 1
+    select_bf16_eval: bool = True  # 04 scores its many models under bf16 autocast (CoSQA dev MRR 54.07 vs 54.12 fp32)
     mixup_alpha: float = 0.4
     mixup_fraction: float = 0.5
     mixup_layer: int = 0  # 0 = pooled representations; k = token states entering transformer block k
