@@ -22,6 +22,7 @@ from workbench.cartography import (
 )
 from workbench.errors import ParameterError
 from workbench.viz import ExportError, datamap_figure, export_figure
+from workbench.viz.datamap import export_for_paper
 
 
 def hand_table() -> pd.DataFrame:
@@ -326,3 +327,6 @@ def test_export_without_a_browser_is_a_clear_error_and_writes_nothing(tmp_path, 
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ParameterError, match="unknown format"):
         export_figure(datamap_figure(known_map()), tmp_path / "map", formats=("gif",))
+    # what notebooks call: the browser-free formats are still written, the reason goes to stderr
+    written = export_for_paper(datamap_figure(known_map()), tmp_path / "nb", ("png", "svg", "html"))
+    assert [p.name for p in written] == ["nb.html"] and sorted(p.name for p in tmp_path.iterdir()) == ["nb.html"]

@@ -33,7 +33,7 @@ from IPython.display import display
 
 from workbench import cartography, runs, selection
 from workbench.corpus import build_corpus
-from workbench.viz.datamap import datamap_figure, export_figure
+from workbench.viz.datamap import datamap_figure, export_for_paper
 from workbench.viz.explorer import DataMapExplorer, load_subset
 
 run = runs.open_run("03_data_maps", preset, overrides, run_dir)
@@ -67,8 +67,8 @@ dmap.describe().loc[["mean", "std", "min", "50%", "max"]].round(3)
 ("code", """
 fig = datamap_figure(dmap, color="correctness", pairs=sample, title=f"Data map ({P.datamap_mode}), colour = correctness")
 fig_cat = datamap_figure(dmap, color="category", pairs=sample, title=f"Data map ({P.datamap_mode}), regions")
-written = export_figure(fig, run.path("figures", "datamap_correctness"), ("png", "svg", "pdf", "html"))
-written += export_figure(fig_cat, run.path("figures", "datamap_categories"), ("png", "svg", "pdf", "html"))
+written = export_for_paper(fig, run.path("figures", "datamap_correctness"), ("png", "svg", "pdf", "html"))
+written += export_for_paper(fig_cat, run.path("figures", "datamap_categories"), ("png", "svg", "pdf", "html"))
 print("written:", ", ".join(p.name for p in written))
 fig.show()
 fig_cat.show()

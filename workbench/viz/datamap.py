@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 
 from workbench.errors import ParameterError, WorkbenchError
 
-__all__ = ["datamap_figure", "export_figure", "ExportError", "CATEGORY_COLORS"]
+__all__ = ["datamap_figure", "export_figure", "export_for_paper", "ExportError", "CATEGORY_COLORS"]
 
 CATEGORY_COLORS = {"easy-to-learn": "#1f77b4", "ambiguous": "#2ca02c", "hard-to-learn": "#d62728"}
 STATIC_FORMATS = ("png", "svg", "pdf", "jpeg", "jpg", "webp")
@@ -197,3 +197,19 @@ def export_figure(
         for t in tmps.values():
             t.unlink(missing_ok=True)
     return [outs[f] for f in dict.fromkeys(fmts)]
+
+
+def export_for_paper(
+    fig: go.Figure, path_without_ext: str | os.PathLike, formats: Sequence[str] = ("png", "svg", "pdf", "html")
+) -> list[Path]:
+    """``export_figure`` for notebooks: when the static formats cannot be written (no Chromium), say
+    why on stderr and still write the formats that need no browser (html, json), so a headless run
+    keeps going. Returns the paths written."""
+    try:
+        return export_figure(fig, path_without_ext, formats)
+    except ExportError as e:
+        import sys
+
+        print(f"warning: {e}", file=sys.stderr)
+        rest = [f for f in formats if f.lower().lstrip(".") in ("html", "json")]
+        return export_figure(fig, path_without_ext, rest) if rest else []
