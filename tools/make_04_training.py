@@ -27,9 +27,8 @@ shows mean ± std, and each variant is compared with the all-data baseline query
 """),
 ("params", """
 preset = "cpu"      # smoke | cpu | gpu | paper
-overrides = {}      # e.g. {"select_seeds": 3, "mixup_alpha": 0.2, "mixup_layer": 3}
+overrides = {}      # e.g. {"select_seeds": 3, "mixup_alpha": 0.2, "mixup_layer": 3, "subset_file": "ambiguous-hard"}
 run_dir = None
-subset_file = None  # a subset exported from the 03 explorer: trained as an extra variant "custom"
 """),
 ("code", """
 import dataclasses
@@ -59,8 +58,8 @@ dmap = cartography.categorize(cartography.data_map(datamap_run.dynamics, mode=P.
                               easy_q=P.easy_q, hard_q=P.hard_q, ambiguous_q=P.ambiguous_q)
 subsets = selection.training_subsets(sample, dmap, seed=P.seed)
 subsets = {name: subsets[name] for name in P.select_subsets.split(",")}
-if subset_file:
-    subsets["custom"] = load_subset(subset_file)
+if P.subset_file:  # exported from the 03 explorer
+    subsets["custom"] = load_subset(P.subset_file)
 pd.DataFrame({"pairs": {name: len(df) for name, df in subsets.items()}})
 """),
 ("md", """

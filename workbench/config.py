@@ -79,6 +79,7 @@ class Params:
     select_subsets: str = "all,easy,ambiguous,hard,ambiguous+hard,random"
     select_seeds: int = 1  # seeds per variant (seed, seed + 1, ...)
     select_epochs: int = 1
+    subset_file: str | None = None  # a subset exported from the 03 explorer, trained as the extra variant "custom"
     select_bf16_eval: bool = True  # 04 scores its many models under bf16 autocast (CoSQA dev MRR 54.07 vs 54.12 fp32)
     mixup_alpha: float = 0.4
     mixup_fraction: float = 0.5
