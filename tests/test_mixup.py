@@ -146,3 +146,11 @@ def test_training_with_mixup_runs_resumes_and_keeps_old_keys(minilm, pairs, tmp_
         TrainConfig(**base, mixup_alpha=-1.0)
     with pytest.raises(ParameterError, match="mixup_fraction"):
         TrainConfig(**base, mixup_alpha=1.0, mixup_fraction=2)
+
+
+@pytest.mark.parametrize("layer", [None, 2])
+def test_mixup_under_bf16_autocast(minilm, pairs, tmp_path, layer):
+    """The GPU preset trains in bf16: both mixing points must work under autocast (CPU autocast here)."""
+    cfg = TrainConfig(epochs=1, batch_size=8, max_steps=1, bf16=True, mixup_alpha=0.4, mixup_layer=layer)
+    res = train(copy.deepcopy(minilm), pairs, cfg, tmp_path / "bf16", show_progress=False)
+    assert res.steps == 1 and np.isfinite(res.history["loss"]).all()
