@@ -312,3 +312,34 @@ def test_twenty_thousand_points_update_in_place():
     assert len(fig.data) == 4 and fig.data[0].uid == uid and len(fig.data[0].marker.color) == n
     assert ex.counts.tolist() == category_counts(categorize(m, ambiguous_q=0.5)).tolist()
     assert "6667 pairs selected" in ex.panel_html()
+
+
+def test_selection_shapes_select_when_the_points_event_is_lost(explorer, map_df):
+    # ipywidgets merges queued messages, so the browser can deliver an unhover in place of the
+    # plotly_selected event; the relayout with the lasso / box shapes still arrives (test_browser)
+    fig = explorer.figure
+    v, c = map_df["variability"].to_numpy(), map_df["confidence"].to_numpy()
+    lasso = "M0.05,0.2L0.3,0.2L0.3,0.7L0.05,0.7Z"  # a rectangle drawn with the lasso
+    fig._js2py_pointsCallback = {
+        "event_type": "plotly_unhover",
+        "points": {"xs": [0.1], "ys": [0.5], "point_indexes": [7], "trace_indexes": [0]},
+    }
+    fig._js2py_relayout = {
+        "relayout_data": {"selections": [{"xref": "x", "yref": "y", "type": "path", "path": lasso}]},
+        "source_view_id": "view",
+    }
+    want = np.flatnonzero((v > 0.05) & (v < 0.3) & (c > 0.2) & (c < 0.7))
+    assert len(want) > 10 and explorer.selected_indices.tolist() == want.tolist()
+    assert f"{len(want)} pairs selected" in explorer.controls["panel"].value
+    # a box added with shift: the union; other relayouts leave the selection alone
+    box = {"type": "rect", "x0": 0.4, "x1": 0.35, "y0": 0.9, "y1": 0.1}
+    fig._js2py_relayout = {
+        "relayout_data": {"selections": [{"type": "path", "path": lasso}, box]},
+        "source_view_id": "view",
+    }
+    want2 = np.union1d(want, np.flatnonzero((v >= 0.35) & (v <= 0.4) & (c >= 0.1) & (c <= 0.9)))
+    assert explorer.selected_indices.tolist() == want2.tolist()
+    fig._js2py_relayout = {"relayout_data": {"xaxis.range[0]": 0.1}, "source_view_id": "view"}
+    assert explorer.selected_indices.tolist() == want2.tolist()
+    fig._js2py_relayout = {"relayout_data": {"selections": []}, "source_view_id": "view"}  # double click
+    assert len(explorer.selected) == 0

@@ -13,8 +13,8 @@ joins a data map (``cartography.data_map``) with its pairs and shows:
 - an export box writing the selection, a category, or ambiguous + hard-to-learn as a training
   subset parquet (``load_subset`` reads it back; the training notebook consumes it).
 
-Every interaction is a public method (``select_points``, ``on_selection``, ``set_thresholds``,
-``set_color``, ``export``), so the logic runs, and is tested, without a browser. Under
+Every interaction is a public method (``select_points``, ``on_selection``, ``on_layout_selections``,
+``set_thresholds``, ``set_color``, ``export``), so the logic runs, and is tested, without a browser. Under
 ``WORKBENCH_HEADLESS=1`` (set by ``workbench run``) ``show()`` gives the static
 ``datamap_figure`` instead of widgets, which papermill can store.
 """
@@ -47,6 +47,20 @@ AMBIGUOUS_HARD = "ambiguous+hard-to-learn"
 EXPORT_CHOICES = ("selection", *cartography.CATEGORIES, AMBIGUOUS_HARD)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _MAP_NEEDS = ("pair_id", "confidence", "variability", "correctness")
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _in_polygon(x: np.ndarray, y: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """Even-odd rule: which points (x, y) lie inside the polygon with vertices (px, py)."""
+    inside = np.zeros(len(x), dtype=bool)
+    j = len(px) - 1
+    for i in range(len(px)):
+        crosses = (py[i] > y) != (py[j] > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_at = px[i] + (px[j] - px[i]) * (y - py[i]) / (py[j] - py[i])
+        inside ^= crosses & (x < x_at)
+        j = i
+    return inside
 
 
 def subsets_dir() -> Path:
@@ -299,6 +313,51 @@ class DataMapExplorer:
         """The plotly deselect callback (double click): empties the selection."""
         self._select([], show_in_figure=False)
 
+    def on_layout_selections(self, selections: Iterable[Any]) -> None:
+        """Select the points inside plotly selection shapes (``layout.selections``: box or lasso).
+
+        The browser reports a box / lasso twice: a ``plotly_selected`` points event
+        (``on_selection``) and a relayout carrying the drawn shapes. Each travels on one widget
+        trait, and ipywidgets merges the messages that queue while the kernel is busy (the last
+        value of a trait wins), so a hover / unhover right after the mouse is released can
+        overwrite the points event: in JupyterLab the points highlight and the panel stays empty.
+        The shapes come in the same merged message, so the selection is recomputed from them too.
+        """
+        idx = self._points_in(selections or ())
+        if idx is not None and not np.array_equal(idx, self._sel):
+            self._select(idx, show_in_figure=False)
+
+    def _on_relayout_msg(self, change: dict[str, Any]) -> None:
+        data = (change.get("new") or {}).get("relayout_data") or {}
+        if "selections" in data:  # plotly.py does not update fig.layout.selections from the browser
+            self.on_layout_selections(data["selections"])
+
+    def _points_in(self, selections: Iterable[Any]) -> np.ndarray | None:
+        """Plot indices inside the union of plotly selection shapes (``rect`` or lasso ``path``, data
+        coordinates); None when a shape cannot be read (then the points event decides)."""
+        x = self._map["variability"].to_numpy(dtype=float)
+        y = self._map["confidence"].to_numpy(dtype=float)
+        inside = np.zeros(len(x), dtype=bool)
+        for sel in selections:
+            get = sel.get if isinstance(sel, dict) else lambda k, _s=sel: getattr(_s, k, None)
+            if (get("xref") or "x") != "x" or (get("yref") or "y") != "y":
+                return None
+            kind = get("type") or ("path" if get("path") else "rect")
+            if kind == "rect":
+                try:
+                    x0, x1, y0, y1 = (float(get(k)) for k in ("x0", "x1", "y0", "y1"))
+                except (TypeError, ValueError):
+                    return None
+                inside |= (x >= min(x0, x1)) & (x <= max(x0, x1)) & (y >= min(y0, y1)) & (y <= max(y0, y1))
+            elif kind == "path":
+                nums = [float(v) for v in _NUMBER.findall(str(get("path") or ""))]
+                if len(nums) < 6 or len(nums) % 2:
+                    return None
+                inside |= _in_polygon(x, y, np.asarray(nums[0::2]), np.asarray(nums[1::2]))
+            else:
+                return None
+        return np.flatnonzero(inside)
+
     def set_thresholds(
         self, easy_q: float | None = None, hard_q: float | None = None, ambiguous_q: float | None = None
     ) -> pd.Series:
@@ -521,6 +580,8 @@ class DataMapExplorer:
         fig.update_xaxes(rangemode="tozero")
         fig.data[0].on_selection(self.on_selection)
         fig.data[0].on_deselect(self.on_deselect)
+        # relayouts from the browser carry the box / lasso shapes: see on_layout_selections
+        fig.observe(self._on_relayout_msg, names="_js2py_relayout")
         return fig
 
     def _refresh_figure(self, colors_only: bool) -> None:
@@ -643,7 +704,8 @@ class DataMapExplorer:
             "easy: confidence above its easy_q quantile, hard: at or below hard_q</span>"
         )
         sliders = W.VBox([w["ambiguous_q"], w["easy_q"], w["hard_q"]])
-        export = W.VBox([W.HBox([w["what"], w["name"]]), W.HBox([w["button"], w["overwrite"]]), w["status"]])
+        # stacked: side by side, the two 300 px fields overflow the column beside the figure
+        export = W.VBox([w["what"], w["name"], W.HBox([w["button"], w["overwrite"]]), w["status"]])
         w["box"] = W.VBox(
             [
                 w["color"],

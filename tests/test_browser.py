@@ -1,0 +1,374 @@
+"""End to end: the DataMapExplorer in a real JupyterLab, driven by a real headless Chromium (Playwright).
+
+One JupyterLab server (the venv's, kernel ``workbench``) serves a notebook that loads ~300 real
+pairs of the smoke corpus and a data map for them and shows ``DataMapExplorer``. The tests run all
+cells from the Run menu, then use the mouse and keyboard as a person would: hover a point, draw a
+lasso, export the selection, move a slider. Every check reads what the browser shows, or what the
+kernel wrote (the exported parquet), so a message that never reaches Python fails here.
+
+Needs a Chromium (``/usr/bin/chromium``; ``make chromium`` installs it); Playwright's own browser
+download is not used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.cartography import CATEGORIES, categorize, category_counts, data_map
+
+CHROMIUM = shutil.which("chromium") or (
+    "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
+)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="no Chromium: /usr/bin/chromium or `chromium` on PATH (make chromium)"
+    ),
+]
+
+N = 300
+KERNEL = "workbench"
+FIRST_RUN_S = 120  # the first kernel start and widget render
+STEP_S = 30  # one interaction: browser -> kernel -> browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _inputs(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """~300 train pairs of the smoke corpus, and a data map over them from a seeded dynamics table."""
+    from workbench.corpus import build_corpus
+
+    corpus = build_corpus("smoke", progress=False)
+    pairs = corpus[corpus["split"] == "train"].head(N).reset_index(drop=True)
+    assert len(pairs) == N
+    rng = np.random.default_rng(0)
+    rows = []
+    for pid in pairs["id"]:
+        base, spread = rng.beta(2, 2), rng.uniform(0, 0.4)
+        for ck in range(4):
+            p = float(np.clip(base + rng.normal(0, spread), 0, 1))
+            rows.append((pid, ck, p, 1 if p > 0.5 else 2))
+    dmap = data_map(pd.DataFrame(rows, columns=["pair_id", "checkpoint", "p_gold", "rank"]))
+    pairs.to_parquet(root / "pairs.parquet")
+    dmap.to_parquet(root / "map.parquet")
+    return pairs, dmap
+
+
+def _notebook(root: Path, out_dir: Path) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python (workbench)", "language": "python"}
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import pandas as pd\n"
+            "from workbench.viz.explorer import DataMapExplorer\n\n"
+            "pairs = pd.read_parquet('pairs.parquet')\n"
+            "dmap = pd.read_parquet('map.parquet')"
+        ),
+        nbformat.v4.new_code_cell(
+            f"ex = DataMapExplorer(dmap, pairs, out_dir={str(out_dir)!r}, color='category')\nex"
+        ),
+    ]
+    nbformat.write(nb, root / "explorer.ipynb")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """A JupyterLab server on a free port serving a notebook with the explorer; stopped afterwards."""
+    venv_bin = Path(sys.executable).parent
+    jupyter = venv_bin / "jupyter"
+    specs = subprocess.run(
+        [str(jupyter), "kernelspec", "list", "--json"], capture_output=True, text=True, check=True
+    ).stdout
+    if KERNEL not in json.loads(specs)["kernelspecs"]:
+        pytest.fail(f"kernelspec {KERNEL!r} is not registered in the venv (make venv registers it)")
+
+    root = tmp_path_factory.mktemp("lab")
+    out_dir = root / "subsets"
+    pairs, dmap = _inputs(root)
+    _notebook(root, out_dir)
+    # JupyterLab's own settings and workspaces stay in the tmp dir; no "Jupyter news?" toast
+    settings = root / ".lab-settings"
+    note = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    note.parent.mkdir(parents=True)
+    note.write_text(json.dumps({"fetchNews": "false"}))
+    tracker = settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
+    tracker.parent.mkdir(parents=True)
+    tracker.write_text(json.dumps({"autoStartDefaultKernel": True}))  # no kernel chooser
+    env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_HEADLESS"}
+    env.update(
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
+        JUPYTERLAB_WORKSPACES_DIR=str(root / ".lab-workspaces"),
+        PATH=f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
+    )
+    port, token = _free_port(), secrets.token_hex(16)
+    log = (root / ".jupyter-lab.log").open("w")
+    proc = subprocess.Popen(
+        [
+            str(jupyter),
+            "lab",
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.extension_manager=readonly",
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{_tail(root)}")
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"jupyter lab did not answer /api/status within 60 s:\n{_tail(root)}")
+            time.sleep(0.25)
+        yield {
+            "url": f"{base}/lab/tree/explorer.ipynb?token={token}",
+            "root": root,
+            "out_dir": out_dir,
+            "pairs": pairs,
+            "dmap": dmap,
+        }
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+def _tail(root: Path, n: int = 40) -> str:
+    lines = (root / ".jupyter-lab.log").read_text(errors="replace").splitlines()
+    return "\n".join(line for line in lines if "Skipped non-installed server" not in line)[-n * 200 :]
+
+
+@pytest.fixture(scope="module")
+def page(lab):
+    """The notebook open in headless Chromium with all cells run and the explorer rendered."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        pg = None
+        try:
+            pg = browser.new_page(viewport={"width": 1600, "height": 1200})
+            pg.set_default_timeout(STEP_S * 1000)
+            errors: list[str] = []
+            pg.on("pageerror", lambda e: errors.append(str(e)))
+            pg.on("console", lambda m: print("console:", m.text[:500]) if m.type == "error" else None)
+            pg.goto(lab["url"])
+            pg.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=FIRST_RUN_S * 1000)
+            # the kernel has started: the status bar reads "Python (workbench) | Idle"
+            _until(pg, ".jp-StatusBar-TextItem[title^='Change kernel']:has-text('| Idle')")
+            pg.click("li.lm-MenuBar-item:has-text('Run')")
+            pg.click(".lm-Menu-item:has-text('Run All Cells')")
+            _until(pg, ".widget-slider .noUi-handle")
+            pg.wait_for_function(
+                "() => { const gd = document.querySelector('.js-plotly-plot');"
+                " return gd && gd._fullData && gd._fullData.length > 0 && gd._fullLayout.xaxis; }",
+                timeout=FIRST_RUN_S * 1000,
+            )
+            pg.errors = errors  # type: ignore[attr-defined]
+            yield pg
+        finally:
+            if pg is not None:  # what the page looked like at the end, for a failure
+                try:
+                    pg.screenshot(path=str(lab["root"] / "last-screen.png"), full_page=True)
+                except Exception:  # noqa: BLE001 - diagnostics only
+                    pass
+            browser.close()
+
+
+def _until(pg, selector: str, timeout_s: float = FIRST_RUN_S) -> None:
+    """Wait for ``selector``, accepting any dialog that comes first (e.g. JupyterLab's kernel chooser)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{selector!r} did not appear within {timeout_s:.0f} s")
+        pg.wait_for_selector(f"{selector}, .jp-Dialog", timeout=left * 1000)
+        dialog = pg.locator(".jp-Dialog")
+        if dialog.count() == 0:
+            return
+        dialog.first.locator(".jp-mod-accept").click()  # keep JupyterLab's choice (the notebook's kernel)
+        dialog.first.wait_for(state="detached")
+
+
+def _counts_text(pg) -> str:
+    return pg.locator(".widget-html", has_text=re.compile(r"\d+ pairs · ")).inner_text()
+
+
+def _wait_counts(pg, text: str) -> None:
+    """Wait until the counts line (written by the kernel) contains ``text``."""
+    pg.wait_for_function(
+        "(t) => Array.from(document.querySelectorAll('.widget-html'))"
+        ".some(e => e.innerText.includes('pairs · ') && e.innerText.includes(t))",
+        arg=text,
+    )
+
+
+def _parse_counts(text: str) -> dict[str, int]:
+    return {c: int(re.search(rf"{re.escape(c)}: (\d+)", text).group(1)) for c in CATEGORIES}
+
+
+def _point_pixels(pg) -> np.ndarray:
+    """Page coordinates (x, y) of every point of the map trace, in plot order."""
+    xy = pg.evaluate(
+        """() => {
+          const gd = document.querySelector('.js-plotly-plot');
+          const fl = gd._fullLayout, xa = fl.xaxis, ya = fl.yaxis, r = gd.getBoundingClientRect();
+          const t = gd._fullData[0];
+          return Array.from(t.x, (x, i) => [r.left + xa._offset + xa.d2p(x), r.top + ya._offset + ya.d2p(t.y[i])]);
+        }"""
+    )
+    return np.asarray(xy, dtype=float)
+
+
+def test_map_renders_with_webgl_and_the_counts(page, lab):
+    pg, dmap = page, lab["dmap"]
+    assert pg.locator(".js-plotly-plot canvas").count() >= 1  # Scattergl draws on WebGL canvases
+    assert pg.evaluate("() => document.querySelector('.js-plotly-plot')._fullData[0].type") == "scattergl"
+    assert pg.evaluate("() => document.querySelector('.js-plotly-plot')._fullData[0].x.length") == N
+    assert pg.evaluate("() => document.querySelector('.js-plotly-plot')._fullLayout.dragmode") == "lasso"
+    text = _counts_text(pg)
+    shown = _parse_counts(text)
+    assert text.startswith(f"{N} pairs") and sum(shown.values()) == N
+    assert list(shown.values()) == category_counts(categorize(dmap)).tolist()
+    for label in ("ambiguous_q", "easy_q", "hard_q"):
+        assert pg.locator(".widget-slider", has_text=label).count() == 1
+    assert pg.locator(".widget-toggle-buttons button", has_text="category").count() == 1
+    # the export controls are whole, inside the output area (not clipped beside the figure)
+    area = pg.locator(".jp-OutputArea-output").last.bounding_box()
+    for sel in (".widget-dropdown", ".widget-text", "button:has-text('Export subset')"):
+        box = pg.locator(sel).bounding_box()
+        assert box["x"] >= area["x"] and box["x"] + box["width"] <= area["x"] + area["width"] + 1, sel
+    assert not pg.errors, pg.errors
+
+
+def test_hover_shows_the_pair(page, lab):
+    pg, dmap, pairs = page, lab["dmap"], lab["pairs"]
+    px = _point_pixels(pg)
+    assert np.isfinite(px).all()
+    d = np.sqrt(((px[:, None, :] - px[None, :, :]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    i = int(d.min(1).argmax())  # the most isolated point: its hover cannot be another one's
+    x, y = px[i]
+    pg.mouse.move(x - 25, y - 25)
+    pg.mouse.move(x, y, steps=5)
+    label = pg.locator(".hoverlayer .hovertext")
+    label.wait_for()
+    text = label.text_content()
+    pid = dmap["pair_id"].iloc[i]
+    query = pairs.set_index("id").loc[pid, "query"]
+    assert "confidence:" in text and "variability:" in text and f"pair_id: {pid}" in text
+    assert f"confidence: {dmap['confidence'].iloc[i]:.3f}" in text
+    assert " ".join(query.split())[:30] in " ".join(text.split())
+    pg.mouse.move(5, 5)  # away again
+
+
+def test_lasso_selection_fills_the_panel_and_exports(page, lab):
+    pg, dmap, out_dir = page, lab["dmap"], lab["out_dir"]
+    px = _point_pixels(pg)
+    box = pg.evaluate(
+        """() => { const gd = document.querySelector('.js-plotly-plot'), fl = gd._fullLayout;
+                   const r = gd.getBoundingClientRect();
+                   return [r.left + fl.xaxis._offset, r.top + fl.yaxis._offset, fl.xaxis._length, fl.yaxis._length]; }"""
+    )
+    left, top, width, height = box
+    # a rectangle over the lower-left quarter of the plot area, drawn with the lasso
+    x0, x1 = round(left + 0.05 * width), round(left + 0.45 * width)
+    y0, y1 = round(top + 0.5 * height), round(top + 0.9 * height)
+
+    def within(m: float) -> np.ndarray:  # points inside the rectangle grown by m pixels
+        return (px[:, 0] > x0 - m) & (px[:, 0] < x1 + m) & (px[:, 1] > y0 - m) & (px[:, 1] < y1 + m)
+
+    inner, outer = within(-1.5), within(1.5)  # a point within 1.5 px of the edge may fall either way
+    assert inner.sum() >= 5
+    pg.mouse.move(x0, y0)
+    pg.mouse.down()
+    for cx, cy in ((x1, y0), (x1, y1), (x0, y1), (x0, y0 + 1)):
+        pg.mouse.move(cx, cy, steps=8)
+    pg.mouse.up()
+
+    panel = pg.locator(".widget-html", has_text=re.compile(r"\d+ pairs? selected"))
+    panel.wait_for()
+    n = int(re.search(r"(\d+) pairs? selected", panel.inner_text()).group(1))
+    assert inner.sum() <= n <= outer.sum(), (n, inner.sum(), outer.sum())
+    listed = min(n, 50)
+    assert panel.locator("pre").count() == listed  # one highlighted code block per listed pair
+    assert panel.locator("pre span[style*='color']").count() > listed  # pygments, inline colours
+
+    # the kernel holds the same selection: export it through the export box
+    pg.locator(".widget-dropdown select").select_option("selection")
+    name = pg.locator(".widget-text input[type='text']")
+    name.fill("lasso-pick")
+    name.press("Tab")
+    pg.locator("button", has_text="Export subset").click()
+    status = pg.locator(".widget-html", has_text="wrote ")
+    status.wait_for()
+    assert f"wrote {n} pairs" in status.inner_text() and "lasso-pick.parquet" in status.inner_text()
+    sub = pd.read_parquet(out_dir / "lasso-pick.parquet")
+    assert len(sub) == n
+    assert set(dmap["pair_id"][inner]) <= set(sub["id"]) <= set(dmap["pair_id"][outer])
+    shown = " ".join(panel.inner_text().split())
+    for q in sub["query"].head(listed):  # the panel lists the same pairs, in the same order
+        assert " ".join(q.split())[:30] in shown
+    assert not pg.errors, pg.errors
+
+
+def test_slider_recategorizes(page, lab):
+    pg, dmap = page, lab["dmap"]
+    before = _counts_text(pg)
+    slider = pg.locator(".widget-slider", has_text="ambiguous_q")
+    slider.locator(".noUi-handle").click()
+    pg.keyboard.press("End")  # to 1.0: no variability lies above its maximum, so nothing is ambiguous
+    slider.locator(".noUi-handle").blur()
+    _wait_counts(pg, "ambiguous_q 1.00")
+    after = _counts_text(pg)
+    assert after != before and "ambiguous_q 1.00" in after
+    assert slider.locator(".widget-readout").inner_text().strip() == "1.00"
+    want = category_counts(categorize(dmap, ambiguous_q=1.0, easy_q=0.5, hard_q=0.5)).tolist()
+    assert list(_parse_counts(after).values()) == want and want[1] == 0
+    # and back down by keyboard steps: 1.00 -> 0.95
+    for _ in range(5):
+        slider.locator(".noUi-handle").press("ArrowLeft")
+    _wait_counts(pg, "ambiguous_q 0.95")
+    want = category_counts(categorize(dmap, ambiguous_q=0.95, easy_q=0.5, hard_q=0.5)).tolist()
+    assert list(_parse_counts(_counts_text(pg)).values()) == want
+    assert not pg.errors, pg.errors
