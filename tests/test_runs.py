@@ -122,3 +122,25 @@ def test_smoke_run_of_data_maps_and_select_then_mixup(tmp_path):
     assert all(t["ci_low"] <= t["delta"] <= t["ci_high"] for t in ood)
     # 04 reused the data-map run of 03 instead of training it again
     assert sel["datamap_reused"] is True and "04_training" in proc.stdout
+
+
+def test_adding_a_chapter_to_a_run_folder_keeps_the_others(tmp_path):
+    home = tmp_path / "project"
+    (home / "notebooks").mkdir(parents=True)
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('preset = "smoke"\noverrides = {}\nrun_dir = None')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("print('hello')")]
+    nbformat.write(nb, home / "notebooks" / "00_first.ipynb")
+    nbformat.write(nb, home / "notebooks" / "01_second.ipynb")
+    run, env = tmp_path / "run", {"WORKBENCH_HOME": str(home)}
+    for chapter in ("00", "01"):
+        proc = _workbench(["run", "--preset", "smoke", "--notebooks", chapter, "--run-dir", str(run), "--quiet"], env, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    status = json.loads((run / "status.json").read_text())
+    assert status["00_first"]["status"] == status["01_second"]["status"] == "ok"
+    assert yaml.safe_load((run / "params.yaml").read_text())["notebooks"] == ["00_first", "01_second"]
+    # another preset in the same folder would mix two runs: refused before anything runs
+    proc = _workbench(["run", "--preset", "cpu", "--notebooks", "01", "--run-dir", str(run), "--quiet"], env, timeout=300)
+    assert proc.returncode != 0 and "preset 'smoke'" in (proc.stdout + proc.stderr)
+    assert json.loads((run / "status.json").read_text()) == status

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from . import config
 from .errors import ParameterError, WorkbenchError
 from .paths import notebooks_dir, runs_dir
@@ -160,12 +162,20 @@ def run_notebooks(
     kernel = ensure_kernel()
     folder = Path(run_dir) if run_dir else new_run_dir(preset)
     folder.mkdir(parents=True, exist_ok=True)
+    status_path = folder / "status.json"
+    # an existing run folder (resuming, or adding a chapter) keeps the records of its other notebooks
+    status: dict[str, dict[str, Any]] = read_json(status_path) if status_path.exists() else {}
+    earlier = yaml.safe_load((folder / "params.yaml").read_text()) if (folder / "params.yaml").exists() else None
+    if earlier and (earlier.get("preset"), earlier.get("overrides") or {}) != (preset, overrides or {}):
+        raise WorkbenchError(
+            f"{folder} holds a run with preset {earlier.get('preset')!r} and overrides {earlier.get('overrides')}; "
+            f"this one asks for {preset!r} and {overrides or {}}: use another --run-dir"
+        )
+    done = [n for n in (earlier or {}).get("notebooks", []) if n not in [p.stem for p in paths]]
     atomic_write_yaml(
         folder / "params.yaml",
-        {"preset": preset, "overrides": overrides or {}, "notebooks": [p.stem for p in paths], "params": params.to_dict()},
+        {"preset": preset, "overrides": overrides or {}, "notebooks": done + [p.stem for p in paths], "params": params.to_dict()},
     )
-    status: dict[str, dict[str, Any]] = {}
-    status_path = folder / "status.json"
     for nb in paths:
         status[nb.stem] = {"status": "pending"}
     atomic_write_json(status_path, status)
