@@ -94,6 +94,8 @@ def test_smoke_run_of_the_curation_chapter(tmp_path):
     for row in metrics["ablation"]:
         assert 0 < row["OOD avg"] <= 100
     assert 0 < metrics["consistency"]["kept"] <= metrics["consistency"]["in_top_k"] <= 1
+    ood_rows = [r for r in metrics["ablation_paired_tests"] if r["task"] == "OOD avg"]
+    assert [r["variant"] for r in ood_rows] == ["filtering", "topk", "softmax", "curriculum"]
 
 
 @pytest.mark.slow
