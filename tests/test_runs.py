@@ -34,15 +34,21 @@ def test_bad_parameter_fails_before_any_work(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_failed_notebook_keeps_its_executed_copy(tmp_path):
+def _tiny_project(tmp_path, names: tuple[str, ...], *cells: str):
+    """A project folder whose notebooks are a parameters cell plus ``cells``; returns its path."""
     home = tmp_path / "project"
     (home / "notebooks").mkdir(parents=True)
     nb = nbformat.v4.new_notebook()
     params = nbformat.v4.new_code_cell('preset = "smoke"\noverrides = {}\nrun_dir = None')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("print('before the failure')"), nbformat.v4.new_code_cell("1 / 0")]
-    nbformat.write(nb, home / "notebooks" / "00_boom.ipynb")
-    nbformat.write(nb, home / "notebooks" / "01_never.ipynb")
+    nb.cells = [params, *(nbformat.v4.new_code_cell(c) for c in cells)]
+    for name in names:
+        nbformat.write(nb, home / "notebooks" / f"{name}.ipynb")
+    return home
+
+
+def test_failed_notebook_keeps_its_executed_copy(tmp_path):
+    home = _tiny_project(tmp_path, ("00_boom", "01_never"), "print('before the failure')", "1 / 0")
     runs = tmp_path / "runs"
     proc = _workbench(["run", "--preset", "smoke", "--quiet"], {"WORKBENCH_HOME": str(home), "WORKBENCH_RUNS": str(runs)}, timeout=300)
     assert proc.returncode == 1, proc.stderr[-2000:]
@@ -127,14 +133,7 @@ def test_smoke_run_of_data_maps_and_select_then_mixup(tmp_path):
 
 
 def test_adding_a_chapter_to_a_run_folder_keeps_the_others(tmp_path):
-    home = tmp_path / "project"
-    (home / "notebooks").mkdir(parents=True)
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('preset = "smoke"\noverrides = {}\nrun_dir = None')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell("print('hello')")]
-    nbformat.write(nb, home / "notebooks" / "00_first.ipynb")
-    nbformat.write(nb, home / "notebooks" / "01_second.ipynb")
+    home = _tiny_project(tmp_path, ("00_first", "01_second"), "print('hello')")
     run, env = tmp_path / "run", {"WORKBENCH_HOME": str(home)}
     for chapter in ("00", "01"):
         proc = _workbench(["run", "--preset", "smoke", "--notebooks", chapter, "--run-dir", str(run), "--quiet"], env, timeout=300)
