@@ -98,3 +98,20 @@ def test_paired_tests_by_hand():
     assert out.loc["a", "ci_low"] >= 0 and out.loc["a", "ci_high"] <= 50
     with pytest.raises(ParameterError, match="baseline"):
         selection.paired_vs_baseline(per_query, "none", ood_tasks=["a"])
+
+
+def test_delta_figure_orders_variants_and_colours_by_interval():
+    tests = pd.DataFrame(
+        [
+            {"variant": "a", "task": "OOD avg", "delta": 1.0, "ci_low": 0.2, "ci_high": 1.8},
+            {"variant": "b", "task": "OOD avg", "delta": -0.5, "ci_low": -1.0, "ci_high": 0.1},
+            {"variant": "c", "task": "OOD avg", "delta": -2.0, "ci_low": -2.5, "ci_high": -1.5},
+            {"variant": "a", "task": "web", "delta": 9.0, "ci_low": 8.0, "ci_high": 10.0},
+        ]
+    )
+    bar = selection.delta_figure(tests).data[0]
+    assert list(bar.y) == ["c", "b", "a"] and list(bar.x) == [-2.0, -0.5, 1.0]
+    assert list(bar.marker.color) == ["#d62728", "#7f7f7f", "#2ca02c"]
+    assert list(bar.error_x.array) == pytest.approx([0.5, 0.6, 0.8])
+    with pytest.raises(ParameterError, match="no rows"):
+        selection.delta_figure(tests, "cosqa")

@@ -38,6 +38,7 @@ from IPython.display import display
 
 from workbench import cartography, experiment, ood, runs, selection
 from workbench.corpus import build_corpus, crosslang
+from workbench.viz.datamap import export_for_paper
 from workbench.viz.explorer import load_subset
 
 run = runs.open_run("04_training", preset, overrides, run_dir)
@@ -122,6 +123,12 @@ ood_rows
 """),
 ("code", """
 tests.pivot_table(index="variant", columns="task", values="delta", sort=False)
+"""),
+("code", """
+fig = selection.delta_figure(tests, "OOD avg")
+written = export_for_paper(fig, run.path("figures", "select_then_mixup_ood_delta"))
+print("written:", ", ".join(p.name for p in written))
+fig.show()
 """),
 ("md", """
 ## 6. The verdict on our data

@@ -34,6 +34,7 @@ __all__ = [
     "seed_table",
     "format_seed_table",
     "paired_vs_baseline",
+    "delta_figure",
 ]
 
 SUBSETS = ("all", "easy", "ambiguous", "hard", "ambiguous+hard", "random")
@@ -237,3 +238,44 @@ def _row(name: str, task: str, delta: float, boots: np.ndarray, alpha: float, n:
         "p_value": round(p, 4),
         "queries": n,
     }
+
+
+def delta_figure(tests: pd.DataFrame, task: str = "OOD avg", title: str | None = None):
+    """Bar chart of each variant's MRR difference to the baseline on ``task`` with its 95% interval
+    (from ``paired_vs_baseline``), sorted; the paper-style summary of the comparison."""
+    import plotly.graph_objects as go
+
+    rows = tests[tests["task"] == task].sort_values("delta")
+    if rows.empty:
+        raise ParameterError(
+            f"delta_figure: no rows for task {task!r}; have {sorted(tests['task'].unique())}"
+        )
+    colors = [
+        "#2ca02c" if lo > 0 else "#d62728" if hi < 0 else "#7f7f7f"
+        for lo, hi in zip(rows["ci_low"], rows["ci_high"])
+    ]
+    fig = go.Figure(
+        go.Bar(
+            x=rows["delta"],
+            y=rows["variant"],
+            orientation="h",
+            marker_color=colors,
+            error_x=dict(
+                type="data",
+                symmetric=False,
+                array=(rows["ci_high"] - rows["delta"]).to_numpy(),
+                arrayminus=(rows["delta"] - rows["ci_low"]).to_numpy(),
+            ),
+            hovertemplate="%{y}: %{x:+.2f} MRR points<extra></extra>",
+        )
+    )
+    fig.add_vline(x=0, line_color="black", line_width=1)
+    fig.update_layout(
+        title=title or f"MRR difference to the all-data baseline, {task} (95% paired bootstrap)",
+        xaxis_title="MRR points",
+        template="plotly_white",
+        width=760,
+        height=120 + 32 * len(rows),
+        margin=dict(l=180),
+    )
+    return fig
