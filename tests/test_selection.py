@@ -35,8 +35,12 @@ def test_subsets_follow_the_categories_and_the_random_control_matches_in_size():
     )
     with pytest.raises(ParameterError, match="no category"):
         selection.training_subsets(pairs, dmap.iloc[1:], seed=1)
+    picked = selection.training_subsets(pairs, dmap, seed=1, names=["random", "hard"])
+    assert (
+        list(picked) == ["random", "hard"] and picked["hard"]["id"].tolist() == subsets["hard"]["id"].tolist()
+    )
     with pytest.raises(ParameterError, match="unknown subset"):
-        selection.variants(["all", "medium"], [1])
+        selection.training_subsets(pairs, dmap, names=["all", "medium"])
 
 
 def test_variants_set_seed_and_mixup():

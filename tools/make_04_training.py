@@ -57,8 +57,7 @@ pairs = build_corpus(P.corpus)
 sample, datamap_run = selection.datamap_training(pairs, P, run.path("models", "datamap"))
 dmap = cartography.categorize(cartography.data_map(datamap_run.dynamics, mode=P.datamap_mode),
                               easy_q=P.easy_q, hard_q=P.hard_q, ambiguous_q=P.ambiguous_q)
-subsets = selection.training_subsets(sample, dmap, seed=P.seed)
-subsets = {name: subsets[name] for name in P.select_subsets.split(",")}
+subsets = selection.training_subsets(sample, dmap, seed=P.seed, names=P.select_subsets.split(","))
 if P.subset_file:  # exported from the 03 explorer
     subsets["custom"] = load_subset(P.subset_file)
 pd.DataFrame({"pairs": {name: len(df) for name, df in subsets.items()}})
@@ -86,8 +85,7 @@ in the run folder, so an interrupted run resumes where it stopped.
 """),
 ("code", """
 seeds = [P.seed + i for i in range(P.select_seeds)]
-grid = selection.variants([s for s in subsets if s != "custom"], seeds) + (
-    [selection.Variant("custom", m, s) for s in seeds for m in (False, True)] if "custom" in subsets else [])
+grid = selection.variants(list(subsets), seeds)
 zero_shot, _ = experiment.evaluate_suite(experiment.fresh_encoder(P), tasks, PE, label="zero-shot")
 rows, per_query = [], {}
 for v in grid:
@@ -97,7 +95,7 @@ for v in grid:
     for task, table in pq.items():
         per_query.setdefault(v.label, {}).setdefault(task, []).append(table)
 summaries = pd.concat(rows, ignore_index=True)
-print(f"{len(grid)} models; training time {summaries.groupby('model')['train_seconds'].first().sum() / 60:.1f} min")
+print(f"{len(grid)} models; training time {summaries.drop_duplicates(['model', 'seed'])['train_seconds'].sum() / 60:.1f} min")
 """),
 ("md", """
 ## 4. The table of the paper

@@ -265,6 +265,13 @@ def _paired(table_a: pd.DataFrame, table_b: pd.DataFrame, metric: str) -> np.nda
     return b.loc[a.index].to_numpy(np.float64) - a.to_numpy(np.float64)
 
 
+def bootstrap_interval(means: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
+    """Percentile interval and two-sided p-value of resampled mean differences: ``(low, high, p)``,
+    p = twice the smaller share of resampled deltas on either side of 0, capped at 1."""
+    p = min(1.0, 2.0 * min(float((means <= 0).mean()), float((means >= 0).mean())))
+    return float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2)), p
+
+
 def paired_bootstrap(
     table_a: pd.DataFrame,
     table_b: pd.DataFrame,
@@ -280,12 +287,12 @@ def paired_bootstrap(
     """
     d = _paired(table_a, table_b, metric)
     means = _bootstrap_means(d[:, None], n_boot, seed)[:, 0] * 100.0
-    p = min(1.0, 2.0 * min(float((means <= 0).mean()), float((means >= 0).mean())))
+    lo, hi, p = bootstrap_interval(means, alpha)
     a = table_a[_column(table_a, metric)].to_numpy(np.float64)
     return {
         "metric": metric,
         "delta": float(d.mean() * 100.0),
-        "ci": (float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2))),
+        "ci": (lo, hi),
         "p_value": p,
         "mean_a": float(a.mean() * 100.0),
         "mean_b": float((a.mean() + d.mean()) * 100.0),

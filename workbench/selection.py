@@ -24,6 +24,7 @@ import pandas as pd
 
 from .config import Params
 from .errors import ParameterError
+from .evaluation import bootstrap_interval
 
 __all__ = [
     "SUBSETS",
@@ -61,15 +62,19 @@ def datamap_training(pairs: pd.DataFrame, params: Params, out_dir: str | Path, s
 
 
 def training_subsets(
-    pairs: pd.DataFrame, categorized: pd.DataFrame, seed: int = 42
+    pairs: pd.DataFrame, categorized: pd.DataFrame, seed: int = 42, names: Sequence[str] | None = None
 ) -> dict[str, pd.DataFrame]:
     """The training subsets of the comparison, in ``SUBSETS`` order, as rows of ``pairs``.
 
     ``categorized`` is a data map with a ``category`` column (``cartography.categorize``) keyed by
     ``pair_id`` = ``pairs["id"]``. ``random`` draws, with ``seed``, as many pairs as
     ambiguous + hard from all of them (easy ones included): the control that tells selection apart
-    from simply training on less data.
+    from simply training on less data. ``names`` picks and orders the subsets (default ``SUBSETS``).
     """
+    names = list(SUBSETS if names is None else names)
+    unknown = [n for n in names if n not in SUBSETS]
+    if unknown:
+        raise ParameterError(f"unknown subset(s) {unknown}; choose from {SUBSETS}")
     if "category" not in categorized.columns or "pair_id" not in categorized.columns:
         raise ParameterError(
             "training_subsets: the data map needs pair_id and category columns (cartography.categorize)"
@@ -84,7 +89,7 @@ def training_subsets(
         out[name] = pairs[labels.isin(members).to_numpy()].reset_index(drop=True)
     n = len(out["ambiguous+hard"])
     out["random"] = pairs.sample(n=n, random_state=seed).reset_index(drop=True)
-    return {name: out[name] for name in SUBSETS}
+    return {name: out[name] for name in names}
 
 
 @dataclass(frozen=True)
@@ -118,10 +123,8 @@ class Variant:
 def variants(
     subsets: Sequence[str], seeds: Sequence[int], mixup: Sequence[bool] = (False, True)
 ) -> list[Variant]:
-    """Every subset x MixUp setting x seed, grouped by seed (a partly finished sweep has whole seeds)."""
-    unknown = [s for s in subsets if s not in SUBSETS]
-    if unknown:
-        raise ParameterError(f"unknown subset(s) {unknown}; choose from {SUBSETS}")
+    """Every subset x MixUp setting x seed, grouped by seed (a partly finished sweep has whole seeds).
+    Any subset name works (e.g. "custom" for a subset exported from the explorer)."""
     return [Variant(s, m, int(seed)) for seed in seeds for s in subsets for m in mixup]
 
 
@@ -198,7 +201,7 @@ def paired_vs_baseline(
     for name, tasks in per_query.items():
         if name == baseline:
             continue
-        boots = {}
+        boots, deltas = {}, {}
         for task, tables in tasks.items():
             if task not in base:
                 continue
@@ -210,25 +213,20 @@ def paired_vs_baseline(
                 )
             d = (v.loc[b.index] - b).to_numpy() * 100.0
             idx = rng.integers(0, len(d), size=(n_boot, len(d)))
-            boots[task] = d[idx].mean(axis=1)
-            rows.append(_row(name, task, float(d.mean()), boots[task], alpha, len(d)))
+            boots[task], deltas[task] = d[idx].mean(axis=1), float(d.mean())
+            rows.append(_row(name, task, deltas[task], boots[task], alpha, len(d)))
         ood = [t for t in ood_tasks if t in boots]
         if ood:
             avg = np.mean([boots[t] for t in ood], axis=0)
-            delta = float(np.mean([rows_delta(rows, name, t) for t in ood]))
+            delta = float(np.mean([deltas[t] for t in ood]))
             rows.append(
                 _row(name, "OOD avg", delta, avg, alpha, sum(len(per_query[name][t][0]) for t in ood))
             )
     return pd.DataFrame(rows)
 
 
-def rows_delta(rows: list[dict[str, Any]], name: str, task: str) -> float:
-    return next(r["delta"] for r in rows if r["variant"] == name and r["task"] == task)
-
-
 def _row(name: str, task: str, delta: float, boots: np.ndarray, alpha: float, n: int) -> dict[str, Any]:
-    p = min(1.0, 2.0 * min(float((boots <= 0).mean()), float((boots >= 0).mean())))
-    lo, hi = np.quantile(boots, [alpha / 2, 1 - alpha / 2])
+    lo, hi, p = bootstrap_interval(boots, alpha)
     return {
         "variant": name,
         "task": task,
