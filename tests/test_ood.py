@@ -390,7 +390,7 @@ def test_distribution_gap_two_sample_test():
     fig = gap_figure(proj.assign(text="q"), gap=gap)
     assert [t.name for t in fig.data] == ["train", f"far (C2ST acc {gap.loc['far', 'accuracy']:.2f})"]
     with pytest.raises(ParameterError, match="method"):
-        gap_projection({"a": same_a}, method="mds")
+        gap_projection({"a": same_a}, method="lda")
 
 
 # ---------------------------------------------------------------- the suite, on stdlib prefixes

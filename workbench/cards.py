@@ -16,7 +16,6 @@ comments included, as :func:`workbench.corpus.corpus_stats` counts them.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import zlib
 from collections.abc import Mapping
@@ -29,6 +28,8 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from .errors import ParameterError
+from .projection import limit_threads as _threads
+from .projection import project
 
 __all__ = [
     "cards_table",
@@ -42,7 +43,7 @@ __all__ = [
 
 _TOKEN_RE = re.compile(r"\w+|[^\w\s]")
 _QUANTILES = {"min": 0.0, "q10": 0.1, "q25": 0.25, "median": 0.5, "q75": 0.75, "q90": 0.9, "max": 1.0}
-PROJECTION_METHODS = ("tsne", "umap", "pca")
+PROJECTION_METHODS = ("tsne", "umap", "mds", "pca")
 
 
 def query_words(df: pd.DataFrame) -> pd.Series:
@@ -171,18 +172,6 @@ def _rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode("utf-8"))])
 
 
-def _threads(n: int | None) -> contextlib.AbstractContextManager:
-    """Limit BLAS / OpenMP threads (threadpoolctl) to ``n``; None leaves them alone. On a shared,
-    loaded CPU, t-SNE with all threads spinning was 50x slower than with one."""
-    if n is None:
-        return contextlib.nullcontext()
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ParameterError(f"threads: expected a positive int or None, got {n!r}")
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=n)
-
-
 def distribution_gap(
     embeddings_by_set: Mapping[str, np.ndarray],
     reference: str = "train",
@@ -242,11 +231,12 @@ def distribution_gap(
 
 def gap_projection(
     embeddings_by_set: Mapping[str, np.ndarray], method: str = "tsne", n_per_set: int = 500, seed: int = 0,
-    threads: int | None = None,
+    threads: int | None = None, cache_dir: str | None = None,
 ) -> pd.DataFrame:
     """A 2-D projection of (at most ``n_per_set``, seeded) code embeddings of every set together:
     ``method`` "tsne" (scikit-learn, after PCA to 50 dimensions, as Select then MixUp's figure),
-    "umap" (umap-learn, cosine) or "pca". Returns columns ``x``, ``y``, ``set`` and ``index`` (the
+    "umap" (umap-learn, cosine), "mds" (cosine distances) or "pca" (:func:`workbench.projection.project`,
+    cached under ``cache_dir`` when given). Returns columns ``x``, ``y``, ``set`` and ``index`` (the
     row of the point in its set's array, to join queries or code for hover text). ``threads``: cap
     on BLAS / OpenMP threads (t-SNE of 2,000 points took 16 s with one thread on 2 cores)."""
     if method not in PROJECTION_METHODS:
@@ -267,27 +257,8 @@ def gap_projection(
     data = np.concatenate(parts)
     if len(data) < 3:
         raise ParameterError(f"gap_projection: needs at least 3 points, got {len(data)}")
-    with _threads(threads):
-        xy = _project(data, method, seed)
+    xy = project(data, method, seed, threads=threads, cache_dir=cache_dir)
     return pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "set": labels, "index": np.concatenate(index)})
-
-
-def _project(data: np.ndarray, method: str, seed: int) -> np.ndarray:
-    from sklearn.decomposition import PCA
-
-    if method == "pca":
-        return PCA(n_components=2, random_state=seed).fit_transform(data)
-    if method == "tsne":
-        from sklearn.manifold import TSNE
-
-        k = min(50, data.shape[1], len(data))
-        reduced = PCA(n_components=k, random_state=seed).fit_transform(data) if k < data.shape[1] else data
-        perplexity = float(min(30.0, max(2.0, (len(data) - 1) / 3)))
-        return TSNE(n_components=2, init="pca", perplexity=perplexity, random_state=seed).fit_transform(reduced)
-    import umap
-
-    return umap.UMAP(n_components=2, metric="cosine", random_state=seed,
-                     n_neighbors=min(15, len(data) - 1)).fit_transform(data)
 
 
 def gap_figure(proj_df: pd.DataFrame, gap: pd.DataFrame | None = None, title: str | None = None) -> go.Figure:
@@ -321,12 +292,15 @@ def gap_figure(proj_df: pd.DataFrame, gap: pd.DataFrame | None = None, title: st
 
 def embed_samples(
     encoder: Any, sets: Mapping[str, pd.DataFrame], n_per_set: int = 300, seed: int = 0, bf16: bool = False,
-    batch_size: int = 64, show_progress: bool = True,
+    batch_size: int = 64, show_progress: bool = True, cache_dir: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Code embeddings of up to ``n_per_set`` random functions (seeded) of every set, for the
-    distribution-gap test and its projection."""
+    distribution-gap test and its projection (cached under ``cache_dir`` when given)."""
+    from .embeddings import embed_texts
+
     out = {}
     for name, df in sets.items():
         sample = df.sample(n=min(n_per_set, len(df)), random_state=seed) if len(df) else df
-        out[name] = encoder.encode(sample["code"].tolist(), "code", batch_size=batch_size, bf16=bf16, show_progress=show_progress)
+        out[name] = embed_texts(encoder, sample["code"].tolist(), "code", cache_dir, batch_size=batch_size, bf16=bf16,
+                                show_progress=show_progress)
     return out

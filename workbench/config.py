@@ -84,6 +84,18 @@ class Params:
     mixup_alpha: float = 0.4
     mixup_fraction: float = 0.5
     mixup_layer: int = 0  # 0 = pooled representations; k = token states entering transformer block k
+    # representation analysis and case studies (05, 06): models found in the run folder
+    analysis_models: str | None = None  # comma-separated model names for the alignment/uniformity scatter (None = all)
+    compare_models: str | None = None  # "A,B": the two models compared side by side (None = all vs ambiguous+hard + MixUp)
+    analysis_sets: str = "id_test,stdlib,web,tooling,stdlib_obf,xl_java,cosqa_dev"  # sets of the alignment/uniformity table
+    analysis_pairs: int = 300  # test pairs per set for alignment/uniformity and the pair projection
+    projection_set: str = "stdlib"  # the test set of the pair and neighbourhood projections
+    pairs_projection: str = "tsne"  # umap | tsne | mds | pca (ChatDANCE Fig. 7 uses t-SNE)
+    neighbours_projection: str = "mds"  # OASIS Fig. 3 uses MDS
+    clouds_projection: str = "umap"
+    neighbours_k: int = 50
+    layerwise_sets: str = "id_test,stdlib,stdlib_obf,xl_java,cosqa_dev"
+    case_k: int = 5  # candidates per model in the case viewer
     # evaluation
     k: int = 1000
     n_boot: int = 1000
@@ -119,6 +131,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         datamap_pairs=96,
         datamap_epochs=2,
         select_subsets="all,ambiguous+hard",
+        analysis_sets="id_test,stdlib,cosqa_dev",
+        analysis_pairs=40,
+        layerwise_sets="id_test,stdlib",
+        neighbours_k=20,
     ),
     # the default: the full CoSQA dev pool, a short fine-tune, on a 2-core CPU
     "cpu": dict(),
@@ -149,6 +165,9 @@ _ALLOWED_CHOICES = {
     "datamap_mode": ("in_batch", "fixed_pool"),
     "dynamics_mode": ("in_batch", "fixed_pool", "both", "none"),
     "device": ("auto", "cpu", "cuda", "mps"),
+    "pairs_projection": ("umap", "tsne", "mds", "pca"),
+    "neighbours_projection": ("umap", "tsne", "mds", "pca"),
+    "clouds_projection": ("umap", "tsne", "mds", "pca"),
 }
 
 
@@ -192,7 +211,7 @@ def resolve(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> Par
     params = replace(Params(), preset=preset, **values)
     for name in (
         "threads", "epochs", "batch_size", "train_pairs", "k", "max_query_len", "max_code_len",
-        "datamap_pairs", "datamap_epochs", "select_seeds", "select_epochs",
+        "datamap_pairs", "datamap_epochs", "select_seeds", "select_epochs", "analysis_pairs", "neighbours_k", "case_k",
     ):
         if getattr(params, name) < 1:
             raise ParameterError(f"parameter {name!r} must be >= 1, got {getattr(params, name)!r}")

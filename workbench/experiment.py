@@ -165,6 +165,29 @@ def fresh_encoder(params: Params, device=None):
     )
 
 
+def load_model(name_or_path: str | Path, params: Params, device=None):
+    """A registry model or a saved model folder, on the device the parameters ask for (its own
+    query / code lengths kept)."""
+    from .models import BiEncoder
+    from .runtime import pick_device
+
+    return BiEncoder.load(name_or_path, device=device or pick_device(params.device))
+
+
+def comparison_suite(params: Params) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], dict[str, RetrievalTask]]:
+    """The mined corpus, every set of the comparison (train, the OOD suite, the other languages) and
+    their tasks, as 04 scores its models (all three builds are cached on disk)."""
+    from .corpus import build_corpus, crosslang
+    from .ood import OOD_GROUPS, all_sets, build_ood_suite
+
+    pairs = build_corpus(params.corpus)
+    groups = ["stdlib", *[g for g in params.ood_groups.split(",") if g]]
+    suite = build_ood_suite(params.corpus, groups={g: OOD_GROUPS[g] for g in groups})
+    xl = crosslang.build_crosslang(languages=params.crosslang_languages.split(","), per_language_cap=params.crosslang_cap)
+    sets = all_sets(pairs, suite, xl, seed=params.seed)
+    return pairs, sets, comparison_tasks(sets, params)
+
+
 def _eval_key(tasks: dict[str, RetrievalTask], params: Params) -> str:
     from .store import cache_key
 

@@ -30,6 +30,7 @@ __all__ = [
     "SUBSETS",
     "Variant",
     "datamap_training",
+    "saved_datamap",
     "training_subsets",
     "variants",
     "seed_table",
@@ -59,6 +60,21 @@ def datamap_training(pairs: pd.DataFrame, params: Params, out_dir: str | Path, s
     cfg = train_config(params, epochs=params.datamap_epochs, dynamics_mode="both")
     result = train(fresh_encoder(params), sample, cfg, out_dir=out_dir, show_progress=show_progress)
     return sample, result
+
+
+def saved_datamap(pairs: pd.DataFrame, params: Params, out_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The data-map run a run folder already holds (``out_dir`` = its ``models/datamap``), without
+    training: ``(sample, categorised map)`` as 03 / 04 see it, or None when it is not finished."""
+    from . import cartography
+    from .experiment import training_sample
+
+    out_dir = Path(out_dir)
+    if not (out_dir / "dynamics.parquet").exists() or not (out_dir / "model" / "workbench_encoder.json").exists():
+        return None
+    sample = training_sample(pairs, params.datamap_pairs, params.seed)
+    dmap = cartography.data_map(pd.read_parquet(out_dir / "dynamics.parquet"), mode=params.datamap_mode)
+    dmap = cartography.categorize(dmap, easy_q=params.easy_q, hard_q=params.hard_q, ambiguous_q=params.ambiguous_q)
+    return sample, dmap
 
 
 def training_subsets(

@@ -1,0 +1,166 @@
+"""Embeddings of a model on a test set, cached on disk so the analysis chapters encode each text once.
+
+:func:`embed_texts` stores one ``.npy`` per (model, texts, kind, precision, max length) under a
+cache folder; :func:`embed_task` embeds a whole :class:`~workbench.benchmarks.RetrievalTask` (the
+queries that have a relevant code, and the pool) into a :class:`TaskEmbeddings` that can search
+itself and name each query's gold row. The same rows :func:`workbench.evaluation.evaluate` scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .benchmarks import RetrievalTask
+from .errors import WorkbenchError
+from .evaluation import search
+from .store import atomic_path, cache_key
+
+__all__ = [
+    "TaskEmbeddings", "by_model", "embed_task", "embed_texts", "gold_cid", "model_key", "pair_embeddings", "task_pairs",
+]
+
+
+def model_key(name_or_path: str | os.PathLike) -> str:
+    """What identifies a model's weights for caching: a folder's resolved path plus the size and
+    modification time of its weight files (a retrained model gets new keys); a registry name as is."""
+    p = Path(name_or_path)
+    if not p.is_dir():
+        return str(name_or_path)
+    stamp = sorted((f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in p.glob("*.safetensors"))
+    stamp += sorted((f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in p.glob("*.bin"))
+    return f"{p.resolve()}|{stamp}"
+
+
+def _texts_digest(texts: list[str]) -> str:
+    h = hashlib.sha256()
+    for t in texts:
+        h.update(t.encode("utf-8"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def embed_texts(
+    encoder: Any, texts: list[str], kind: str, cache_dir: str | os.PathLike | None, *, bf16: bool = False,
+    batch_size: int = 64, show_progress: bool = True,
+) -> np.ndarray:
+    """``encoder.encode`` of ``texts`` (float32 rows), read from / written to ``cache_dir`` (atomic)."""
+    texts = list(texts)
+    if cache_dir is None:
+        return encoder.encode(texts, kind=kind, batch_size=batch_size, bf16=bf16, show_progress=show_progress)
+    name = getattr(encoder, "name", type(encoder).__name__)
+    key = cache_key({
+        "model": model_key(name), "kind": kind, "texts": _texts_digest(texts), "n": len(texts), "bf16": bf16,
+        "max_len": encoder.max_len(kind) if hasattr(encoder, "max_len") else None,
+    })
+    path = Path(cache_dir) / f"{kind}-{key}.npy"
+    if path.exists():
+        arr = np.load(path)
+        if arr.shape[0] == len(texts):
+            return arr
+    arr = np.asarray(encoder.encode(texts, kind=kind, batch_size=batch_size, bf16=bf16, show_progress=show_progress),
+                     dtype=np.float32)
+    with atomic_path(path, suffix=".npy") as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, arr)
+    return arr
+
+
+def gold_cid(task: RetrievalTask, qid: str, pos: dict[str, int] | None = None) -> str:
+    """The gold code of a query: its relevant code of highest grade, the first in corpus order on ties."""
+    pos = pos if pos is not None else {c: i for i, c in enumerate(task.corpus)}
+    rels = [(-g, pos[c], c) for c, g in task.qrels.get(qid, {}).items() if g > 0 and c in pos]
+    if not rels:
+        raise WorkbenchError(f"task '{task.name}': query {qid!r} has no relevant code in the pool")
+    return min(rels)[2]
+
+
+@dataclass
+class TaskEmbeddings:
+    """A task's queries (those with a relevant code) and pool, embedded by one model."""
+
+    task: RetrievalTask
+    qids: list[str]
+    cids: list[str]
+    queries: np.ndarray
+    corpus: np.ndarray
+
+    def gold_rows(self) -> np.ndarray:
+        """Corpus row of each query's gold code (:func:`gold_cid`)."""
+        pos = {c: i for i, c in enumerate(self.cids)}
+        return np.asarray([pos[gold_cid(self.task, q, pos)] for q in self.qids], dtype=np.int64)
+
+    def search(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` (scores, corpus rows) of every query (exact cosine search)."""
+        return search(self.queries, self.corpus, k)
+
+
+def embed_task(
+    encoder: Any, task: RetrievalTask, cache_dir: str | os.PathLike | None = None, *, bf16: bool = False,
+    batch_size: int = 64, show_progress: bool = True,
+) -> TaskEmbeddings:
+    """Embed ``task`` as :func:`~workbench.evaluation.evaluate` does (queries with a relevant code,
+    the whole pool), cached under ``cache_dir``."""
+    qids = [q for q in task.queries if any(g > 0 for g in task.qrels.get(q, {}).values())]
+    if not qids:
+        raise WorkbenchError(f"task '{task.name}': no query has a relevant code")
+    cids = list(task.corpus)
+    kw = dict(bf16=bf16, batch_size=batch_size, show_progress=show_progress)
+    q = embed_texts(encoder, [task.queries[i] for i in qids], "query", cache_dir, **kw)
+    c = embed_texts(encoder, [task.corpus[i] for i in cids], "code", cache_dir, **kw)
+    return TaskEmbeddings(task, qids, cids, q, c)
+
+
+def task_pairs(task: RetrievalTask, n: int | None = None, seed: int = 0) -> tuple[list[str], list[str], list[str]]:
+    """Up to ``n`` (seeded) queries of ``task`` with their gold code: ``(qids, query texts, code
+    texts)``, in the task's query order; the gold is the highest-graded relevant code."""
+    qids = [q for q in task.queries if any(g > 0 for g in task.qrels.get(q, {}).values())]
+    if n is not None and n < len(qids):
+        keep = set(np.random.default_rng(seed).choice(len(qids), n, replace=False).tolist())
+        qids = [q for i, q in enumerate(qids) if i in keep]
+    pos = {c: i for i, c in enumerate(task.corpus)}
+    gold = [gold_cid(task, q, pos) for q in qids]
+    return qids, [task.queries[q] for q in qids], [task.corpus[c] for c in gold]
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def by_model(
+    models: Mapping[str, str], work: Callable[[Any, Path], Any], params: Any, cache_root: str | os.PathLike,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """``{label: work(encoder, cache_dir)}`` for every ``label -> model path or name`` of ``models``:
+    each model is loaded in turn (then released) and gets its own cache folder under ``cache_root``."""
+    from .experiment import load_model
+    from .progress import tqdm
+
+    out = {}
+    for label, path in tqdm(list(models.items()), desc="models", unit="model", disable=not show_progress, mininterval=5):
+        encoder = load_model(path, params)
+        out[label] = work(encoder, Path(cache_root) / _slug(label))
+        del encoder
+    return out
+
+
+def pair_embeddings(
+    models: Mapping[str, str], tasks: Mapping[str, RetrievalTask], params: Any, cache_root: str | os.PathLike,
+    n: int | None = None, show_progress: bool = True,
+) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """``{model: {task: (query_emb, gold_code_emb)}}`` of up to ``n`` seeded pairs per task (the same
+    pairs for every model), for :func:`workbench.geometry.au_table`."""
+    chosen = {t: task_pairs(task, n, params.seed) for t, task in tasks.items()}
+    kw = dict(bf16=params.bf16_eval, batch_size=params.eval_batch_size, show_progress=False)
+
+    def work(encoder: Any, cache: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return {t: (embed_texts(encoder, q, "query", cache, **kw), embed_texts(encoder, c, "code", cache, **kw))
+                for t, (_, q, c) in chosen.items()}
+
+    return by_model(models, work, params, cache_root, show_progress)
