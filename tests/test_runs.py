@@ -131,6 +131,47 @@ def test_smoke_run_of_data_maps_and_select_then_mixup(tmp_path):
     # 04 reused the data-map run of 03 instead of training it again
     assert sel["datamap_reused"] is True and "04_training" in proc.stdout
 
+    # 05 and 06 analyse the models 03 and 04 left in the same run folder
+    env = {"WORKBENCH_RUNS": str(run.parent)}
+    proc = _workbench(["run", "--preset", "smoke", "--notebooks", "05", "06", "--run-dir", str(run), "--quiet"], env)
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    metrics = json.loads((run / "metrics.json").read_text())
+    rep, cases = metrics["05_representation_analysis"], metrics["06_case_studies"]
+    assert rep["models"] == 6  # zero-shot, the data-map run and 04's four variants
+    assert rep["compared"] == cases["compared"] == ["all", "ambiguous+hard + MixUp"]
+    au = {(r["model"], r["task"]): r for r in rep["align_uniform"]}
+    assert {t for _, t in au} == {"id_test", "stdlib", "cosqa_dev", "mean"}
+    assert all(0 <= r["align"] <= 4 and r["uniform"] < 0 for r in au.values())  # unit vectors: ||x - y||^2 <= 4
+    layers = [r for r in rep["layerwise"] if r["model"] == "all" and r["task"] == "id_test"]
+    assert [r["layer"] for r in layers] == list(range(7))
+    # the last layer is the model's own score, as 04 measured it
+    mrr_04 = next(r["id_test"] for r in sel["table_mean"] if r["model"] == "all")
+    assert layers[-1]["MRR"] == pytest.approx(mrr_04, abs=0.01)
+    for name in ("align_uniform", "pairs_projection", "neighbourhood", "code_clouds", "layerwise"):
+        assert (run / "figures" / f"{name}.png").stat().st_size > 1000, name
+    mrr_06 = {r["model"]: r for r in cases["mrr"]}
+    assert mrr_06["all"]["id_test"] == pytest.approx(mrr_04, abs=0.01)
+    wtl = {r["task"]: r for r in cases["win_tie_lose"]}
+    assert "datamap_train" in wtl and wtl["all"]["total"] == sum(r["total"] for t, r in wtl.items() if t != "all")
+    assert all(r["win"] + r["tie"] + r["lose"] == r["total"] for r in wtl.values())
+    for r in cases["hard_subset"]:
+        assert 0 <= r["hard"] <= r["queries"] and all(r[m] < 50 for m in ("all", "ambiguous+hard + MixUp", "zero-shot") if r["hard"])
+    assert sorted(r["region"] for r in cases["region_profile"]) == ["ambiguous", "easy-to-learn", "hard-to-learn"]
+    executed = nbformat.read(run / "06_case_studies.ipynb", as_version=4)
+    shown = "".join(o.get("data", {}).get("text/html", "") for c in executed.cells for o in c.get("outputs", []))
+    assert "&#10003; gold" in shown and "outcome for all: <b>" in shown  # the static case viewer
+    assert "variability" in shown and "hard-to-learn" in shown  # the region examples
+
+
+def test_analysis_chapters_say_what_to_run_first(tmp_path):
+    """05 in a run folder without trained models fails at once, naming the chapter to run."""
+    runs = tmp_path / "runs"
+    proc = _workbench(["run", "--preset", "smoke", "--notebooks", "05", "--run-dir", str(runs / "empty"), "--quiet"],
+                      {"WORKBENCH_RUNS": str(runs)}, timeout=300)
+    assert proc.returncode != 0
+    executed = (runs / "empty" / "05_representation_analysis.ipynb").read_text()
+    assert "NoTrainedModelsError" in executed and "--notebooks 04 --run-dir" in executed
+
 
 def test_adding_a_chapter_to_a_run_folder_keeps_the_others(tmp_path):
     home = _tiny_project(tmp_path, ("00_first", "01_second"), "print('hello')")

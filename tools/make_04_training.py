@@ -36,8 +36,8 @@ import dataclasses
 import pandas as pd
 from IPython.display import display
 
-from workbench import cartography, experiment, ood, runs, selection
-from workbench.corpus import build_corpus, crosslang
+from workbench import cartography, experiment, runs, selection
+from workbench.corpus import build_corpus
 from workbench.viz.datamap import export_for_paper
 from workbench.viz.explorer import load_subset
 
@@ -69,10 +69,7 @@ The same suite as `01_data_curation`: the in-distribution test, the domain-shift
 obfuscated sets, the other languages (each a pool of equal size) and CoSQA dev.
 """),
 ("code", """
-suite = ood.build_ood_suite(P.corpus, groups={g: ood.OOD_GROUPS[g] for g in ["stdlib", *P.ood_groups.split(",")]})
-xl = crosslang.build_crosslang(languages=P.crosslang_languages.split(","), per_language_cap=P.crosslang_cap)
-sets = ood.all_sets(pairs, suite, xl, seed=P.seed)
-tasks = experiment.comparison_tasks(sets, P)
+_, sets, tasks = experiment.comparison_suite(P)
 ood_tasks = [t for t in tasks if t != "id_test"]
 pd.DataFrame({"queries": {t: len(task.queries) for t, task in tasks.items()},
               "pool": {t: len(task.corpus) for t, task in tasks.items()}})
