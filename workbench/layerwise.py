@@ -119,7 +119,7 @@ def first_layer_reaching(table: pd.DataFrame, fraction: float = 0.9) -> pd.DataF
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     keys = [c for c in ("model", "task") if c in table.columns]
     rows = []
-    for key, g in table.sort_values("layer").groupby(keys, sort=False):
+    for key, g in table.sort_values("layer", kind="stable").groupby(keys, sort=False):
         last = float(g["MRR"].iloc[-1])
         hit = g[g["MRR"] >= fraction * last]
         rows.append({**dict(zip(keys, key if isinstance(key, tuple) else (key,))),
