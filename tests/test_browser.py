@@ -42,6 +42,7 @@ pytestmark = [
 ]
 
 N = 300
+CASES = 60  # queries of the case-viewer notebook
 KERNEL = "workbench"
 FIRST_RUN_S = 120  # the first kernel start and widget render
 STEP_S = 30  # one interaction: browser -> kernel -> browser
@@ -90,6 +91,25 @@ def _notebook(root: Path, out_dir: Path) -> None:
         ),
     ]
     nbformat.write(nb, root / "explorer.ipynb")
+    cases = nbformat.v4.new_notebook()
+    cases.metadata["kernelspec"] = nb.metadata["kernelspec"]
+    cases.cells = [
+        nbformat.v4.new_code_cell(
+            "import pandas as pd\n"
+            "from workbench import case_studies as cs\n"
+            "from workbench.benchmarks import task_from_pairs\n"
+            "from workbench.embeddings import embed_task\n"
+            "from workbench.models import BiEncoder\n\n"
+            f"task = task_from_pairs(pd.read_parquet('pairs.parquet').head({CASES}), 'train{CASES}')\n"
+            "# two real models that rank differently: MiniLM reading 256 code tokens, and reading only 12\n"
+            "emb = {'code 256': {task.name: embed_task(BiEncoder.load('minilm'), task, show_progress=False)},\n"
+            "       'code 12': {task.name: embed_task(BiEncoder.load('minilm', max_code_len=12), task, show_progress=False)}}\n"
+            "cases = cs.case_table(cs.rankings(emb), 'code 256', 'code 12')\n"
+            "cases.to_parquet('cases.parquet')"
+        ),
+        nbformat.v4.new_code_cell("viewer = cs.CaseViewer(emb, cases, ['code 256', 'code 12'], k=3)\nviewer"),
+    ]
+    nbformat.write(cases, root / "cases.ipynb")
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +178,8 @@ def lab(tmp_path_factory):
             time.sleep(0.25)
         yield {
             "url": f"{base}/lab/tree/explorer.ipynb?token={token}",
+            # its own workspace, so the explorer's notebook is not restored beside it
+            "cases_url": f"{base}/lab/workspaces/cases/tree/cases.ipynb?token={token}",
             "root": root,
             "out_dir": out_dir,
             "pairs": pairs,
@@ -179,40 +201,49 @@ def _tail(root: Path, n: int = 40) -> str:
 
 
 @pytest.fixture(scope="module")
-def page(lab):
-    """The notebook open in headless Chromium with all cells run and the explorer rendered."""
+def chromium():
+    """One headless Chromium (Playwright, sync API) for every test of the module."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        pg = None
         try:
-            pg = browser.new_page(viewport={"width": 1600, "height": 1200})
-            pg.set_default_timeout(STEP_S * 1000)
-            errors: list[str] = []
-            pg.on("pageerror", lambda e: errors.append(str(e)))
-            pg.on("console", lambda m: print("console:", m.text[:500]) if m.type == "error" else None)
-            pg.goto(lab["url"])
-            pg.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=FIRST_RUN_S * 1000)
-            # the kernel has started: the status bar reads "Python (workbench) | Idle"
-            _until(pg, ".jp-StatusBar-TextItem[title^='Change kernel']:has-text('| Idle')")
-            pg.click("li.lm-MenuBar-item:has-text('Run')")
-            pg.click(".lm-Menu-item:has-text('Run All Cells')")
-            _until(pg, ".widget-slider .noUi-handle")
-            pg.wait_for_function(
-                "() => { const gd = document.querySelector('.js-plotly-plot');"
-                " return gd && gd._fullData && gd._fullData.length > 0 && gd._fullLayout.xaxis; }",
-                timeout=FIRST_RUN_S * 1000,
-            )
-            pg.errors = errors  # type: ignore[attr-defined]
-            yield pg
+            yield browser
         finally:
-            if pg is not None:  # what the page looked like at the end, for a failure
-                try:
-                    pg.screenshot(path=str(lab["root"] / "last-screen.png"), full_page=True)
-                except Exception:  # noqa: BLE001 - diagnostics only
-                    pass
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(lab, chromium):
+    """The notebook open in headless Chromium with all cells run and the explorer rendered."""
+    pg = None
+    try:
+        pg = chromium.new_page(viewport={"width": 1600, "height": 1200})
+        pg.set_default_timeout(STEP_S * 1000)
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.on("console", lambda m: print("console:", m.text[:500]) if m.type == "error" else None)
+        pg.goto(lab["url"])
+        pg.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=FIRST_RUN_S * 1000)
+        # the kernel has started: the status bar reads "Python (workbench) | Idle"
+        _until(pg, ".jp-StatusBar-TextItem[title^='Change kernel']:has-text('| Idle')")
+        pg.click("li.lm-MenuBar-item:has-text('Run')")
+        pg.click(".lm-Menu-item:has-text('Run All Cells')")
+        _until(pg, ".widget-slider .noUi-handle")
+        pg.wait_for_function(
+            "() => { const gd = document.querySelector('.js-plotly-plot');"
+            " return gd && gd._fullData && gd._fullData.length > 0 && gd._fullLayout.xaxis; }",
+            timeout=FIRST_RUN_S * 1000,
+        )
+        pg.errors = errors  # type: ignore[attr-defined]
+        yield pg
+    finally:
+        if pg is not None:  # what the page looked like at the end, for a failure
+            try:
+                pg.screenshot(path=str(lab["root"] / "last-screen.png"), full_page=True)
+            except Exception:  # noqa: BLE001 - diagnostics only
+                pass
+            pg.close()
 
 
 def _until(pg, selector: str, timeout_s: float = FIRST_RUN_S) -> None:
@@ -372,3 +403,58 @@ def test_slider_recategorizes(page, lab):
     want = category_counts(categorize(dmap, ambiguous_q=0.95, easy_q=0.5, hard_q=0.5)).tolist()
     assert list(_parse_counts(_counts_text(pg)).values()) == want
     assert not pg.errors, pg.errors
+
+
+def test_case_viewer_in_jupyterlab(lab, chromium):
+    """The case viewer of 06: a random win fills the panel with both models' top-k and the gold;
+    picking another query from the list shows that query."""
+    pg = chromium.new_page(viewport={"width": 1600, "height": 1200})
+    try:
+        pg.set_default_timeout(STEP_S * 1000)
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(lab["cases_url"])
+        pg.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=FIRST_RUN_S * 1000)
+        _until(pg, ".jp-StatusBar-TextItem[title^='Change kernel']:has-text('| Idle')")
+        pg.click("li.lm-MenuBar-item:has-text('Run')")
+        pg.click(".lm-Menu-item:has-text('Run All Cells')")
+        nb = pg.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+        panel = nb.locator(".widget-html", has_text="outcome for code 256")
+        panel.wait_for(timeout=FIRST_RUN_S * 1000)
+        cases = pd.read_parquet(lab["root"] / "cases.parquet")
+        assert len(cases) == CASES and set(cases["outcome"]) >= {"win", "lose"}
+
+        nb.locator("button", has_text="random win").click()
+        pg.wait_for_function(
+            "() => Array.from(document.querySelectorAll('.widget-html'))"
+            ".some(e => e.innerText.includes('outcome for code 256: win'))"
+        )
+        text = panel.inner_text()
+        query = " ".join(text.strip().splitlines()[0].split())
+        pairs = lab["pairs"].set_index("id")
+        norm = pairs.loc[cases["qid"], "query"].map(lambda q: " ".join(q.split()))
+        (qid,) = cases["qid"][norm.to_numpy() == query]  # the query the panel shows
+        row = cases.set_index("qid").loc[qid]
+        assert row["outcome"] == "win" and f"code 256 #{row['rank_a']}" in text
+        assert text.count("✓ gold") == 2  # the gold is marked in both columns
+        assert panel.locator("h4").all_inner_texts() == ["code 256", "code 12"]
+        assert panel.locator("pre span[style*='color']").count() > 3  # pygments, inline colours
+        picker = nb.locator(".widget-dropdown select").nth(1)
+        assert picker.input_value() == f"[win] {pairs.loc[qid, 'query'][:80]}"  # the list follows the button
+
+        # another query picked by hand: the panel follows
+        other = cases[cases["qid"] != qid].iloc[0]
+        picker.select_option(label=f"[{other['outcome']}] {pairs.loc[other['qid'], 'query'][:80]}")
+        want = " ".join(pairs.loc[other["qid"], "query"].split())
+        pg.wait_for_function(
+            "(q) => Array.from(document.querySelectorAll('.widget-html'))"
+            ".some(e => e.innerText.replace(/\\s+/g, ' ').startsWith(q))", arg=want[:40],
+        )
+        assert f"outcome for code 256: {other['outcome']}" in panel.inner_text()
+        assert not errors, errors
+    finally:
+        try:
+            pg.screenshot(path=str(lab["root"] / "cases-screen.png"), full_page=True)
+        except Exception:  # noqa: BLE001 - diagnostics only
+            pass
+        pg.close()
