@@ -20,6 +20,7 @@ import torch
 
 from .benchmarks import RetrievalTask
 from .embeddings import model_key
+from .errors import ParameterError
 from .evaluation import metrics_from_table, ranking_table
 from .models.encoder import autocast, pool
 from .progress import tqdm
@@ -116,7 +117,7 @@ def first_layer_reaching(table: pd.DataFrame, fraction: float = 0.9) -> pd.DataF
     """Per (model, task): the first layer whose MRR reaches ``fraction`` of the last layer's, with
     both MRRs: how early a usable representation appears."""
     if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        raise ParameterError(f"first_layer_reaching: fraction must be in (0, 1], got {fraction}")
     keys = [c for c in ("model", "task") if c in table.columns]
     rows = []
     for key, g in table.sort_values("layer", kind="stable").groupby(keys, sort=False):
