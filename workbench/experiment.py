@@ -166,12 +166,13 @@ def fresh_encoder(params: Params, device=None):
 
 
 def load_model(name_or_path: str | Path, params: Params, device=None):
-    """A registry model or a saved model folder, on the device the parameters ask for (its own
-    query / code lengths kept)."""
+    """A registry model or a saved model folder, read at the parameters' query / code lengths (as
+    :func:`fresh_encoder` and every evaluation of a run do) on the device they ask for."""
     from .models import BiEncoder
     from .runtime import pick_device
 
-    return BiEncoder.load(name_or_path, device=device or pick_device(params.device))
+    return BiEncoder.load(name_or_path, max_query_len=params.max_query_len, max_code_len=params.max_code_len,
+                          device=device or pick_device(params.device))
 
 
 def comparison_suite(params: Params) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], dict[str, RetrievalTask]]:
