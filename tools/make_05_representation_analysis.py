@@ -149,11 +149,11 @@ def clouds(enc, c):
     return cards.embed_samples(enc, sets, P.gap_samples, P.seed, bf16=PE.bf16_eval, show_progress=False, cache_dir=c)
 
 cloud_emb = embeddings.by_model(compared, clouds, PE, cache)
+samples = cards.sample_sets(sets, P.gap_samples, P.seed)  # the functions embed_samples embedded
 views = {}
 for label, emb in cloud_emb.items():
     frame = cards.gap_projection(emb, method=P.clouds_projection, n_per_set=P.gap_samples, seed=P.seed, threads=1,
                                  cache_dir=proj_cache)
-    samples = {n: df.sample(n=min(P.gap_samples, len(df)), random_state=P.seed) for n, df in sets.items()}
     frame["text"] = [samples[s]["query"].iloc[i] for s, i in zip(frame["set"], frame["index"])]
     views[label] = cards.gap_figure(frame)
 fig = projection.side_by_side(views, title=f"code of every set ({P.clouds_projection})", height=600)

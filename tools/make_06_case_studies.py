@@ -117,7 +117,7 @@ losses against B there.
 if saved is None:
     print("this run folder has no data map: run 03_data_maps into it to see the regions")
 else:
-    examples = case_studies.region_examples(dmap, sample, n=3, seed=P.seed)
+    examples = case_studies.region_examples(dmap, sample, n=3)
     display(HTML(case_studies.examples_html(examples)))
 """),
 ("md", """

@@ -113,6 +113,11 @@ class RetrievalTask:
                     raise TaskError(f"{where}: qrels[{qid!r}][{cid!r}] = {grade!r}, expected an int >= 0")
         return self
 
+    def judged_queries(self) -> list[str]:
+        """Query ids that have at least one relevant code (grade > 0), in query order: the queries
+        an evaluation asks (as BEIR does)."""
+        return [q for q in self.queries if any(g > 0 for g in self.qrels.get(q, {}).values())]
+
     @property
     def n_relevant(self) -> int:
         """Number of (query, code) pairs with grade > 0."""
@@ -120,7 +125,7 @@ class RetrievalTask:
 
     def summary(self) -> dict[str, Any]:
         """Counts: queries, corpus items, relevant pairs, queries that have a relevant item."""
-        judged = sum(1 for q in self.queries if any(g > 0 for g in self.qrels.get(q, {}).values()))
+        judged = len(self.judged_queries())
         return {
             "name": self.name,
             "n_queries": len(self.queries),

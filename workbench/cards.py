@@ -290,6 +290,12 @@ def gap_figure(proj_df: pd.DataFrame, gap: pd.DataFrame | None = None, title: st
     return fig
 
 
+def sample_sets(sets: Mapping[str, pd.DataFrame], n_per_set: int = 300, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Up to ``n_per_set`` random rows (seeded) of every set: the functions :func:`embed_samples`
+    embeds, in the same order (so a projection's ``index`` finds a point's query and code)."""
+    return {name: df.sample(n=min(n_per_set, len(df)), random_state=seed) if len(df) else df for name, df in sets.items()}
+
+
 def embed_samples(
     encoder: Any, sets: Mapping[str, pd.DataFrame], n_per_set: int = 300, seed: int = 0, bf16: bool = False,
     batch_size: int = 64, show_progress: bool = True, cache_dir: str | None = None,
@@ -299,8 +305,7 @@ def embed_samples(
     from .embeddings import embed_texts
 
     out = {}
-    for name, df in sets.items():
-        sample = df.sample(n=min(n_per_set, len(df)), random_state=seed) if len(df) else df
+    for name, sample in sample_sets(sets, n_per_set, seed).items():
         out[name] = embed_texts(encoder, sample["code"].tolist(), "code", cache_dir, batch_size=batch_size, bf16=bf16,
                                 show_progress=show_progress)
     return out

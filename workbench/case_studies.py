@@ -23,6 +23,8 @@ import pandas as pd
 
 from .embeddings import TaskEmbeddings
 from .errors import ParameterError
+from .evaluation import rank_order
+from .viz.code import highlight_code
 
 __all__ = [
     "OUTCOMES",
@@ -168,7 +170,7 @@ def top_k_frame(emb: TaskEmbeddings, qid: str, k: int = 5) -> pd.DataFrame:
     except ValueError:
         raise ParameterError(f"query {qid!r} is not in task '{emb.task.name}'") from None
     sims = emb.corpus @ emb.queries[qi]
-    order = np.lexsort((np.arange(len(sims)), -sims))
+    order = rank_order(sims)
     gold = {c for c, g in emb.task.qrels[qid].items() if g > 0}
     rank_of = {int(r): i + 1 for i, r in enumerate(order)}
     rows = list(order[:k])
@@ -220,9 +222,10 @@ def region_profile(
     return pd.DataFrame(rows).set_index("region")
 
 
-def region_examples(map_df: pd.DataFrame, pairs: pd.DataFrame, n: int = 3, seed: int = 0) -> pd.DataFrame:
-    """``n`` pairs of each data-map region (seeded), with their query, code and map coordinates:
-    the typical members (closest to the region's median confidence and variability) first."""
+def region_examples(map_df: pd.DataFrame, pairs: pd.DataFrame, n: int = 3) -> pd.DataFrame:
+    """The ``n`` most typical pairs of each data-map region (closest to the region's median
+    confidence and variability, in standard deviations; map order on ties), with their query, code
+    and map coordinates."""
     if "category" not in map_df.columns:
         raise ParameterError("region_examples: the data map has no 'category' column; call cartography.categorize()")
     joined = map_df.merge(pairs[["id", "query", "code"]].rename(columns={"id": "pair_id"}), on="pair_id", how="inner")
@@ -236,29 +239,13 @@ def region_examples(map_df: pd.DataFrame, pairs: pd.DataFrame, n: int = 3, seed:
         med = g[["confidence", "variability"]].median()
         spread = g[["confidence", "variability"]].std().replace(0, 1).fillna(1)
         d = (((g[["confidence", "variability"]] - med) / spread) ** 2).sum(axis=1)
-        rng = np.random.default_rng(seed)
-        g = g.assign(_d=d + rng.uniform(0, 1e-9, len(g))).sort_values("_d").head(n).drop(columns="_d")
+        g = g.assign(_d=d).sort_values("_d", kind="stable").head(n).drop(columns="_d")
         out.append(g)
     cols = ["category", "pair_id", "confidence", "variability", "correctness", "query", "code"]
     return pd.concat(out, ignore_index=True)[cols] if out else pd.DataFrame(columns=cols)
 
 
 # ------------------------------------------------------------------------------------------- viewer
-def _highlight(code: str, max_lines: int, language: str = "python") -> str:
-    from pygments import highlight
-    from pygments.formatters import HtmlFormatter
-    from pygments.lexers import PythonLexer, TextLexer, get_lexer_by_name
-    from pygments.util import ClassNotFound
-
-    try:
-        lexer = PythonLexer() if language == "python" else get_lexer_by_name(language)
-    except ClassNotFound:
-        lexer = TextLexer()
-    lines = code.splitlines()
-    text = "\n".join(lines[:max_lines]) + (f"\n# ... {len(lines) - max_lines} more lines" if len(lines) > max_lines else "")
-    return highlight(text, lexer, HtmlFormatter(noclasses=True, style="default", prestyles="margin:0;font-size:12px"))
-
-
 _LANG = {"xl_go": "go", "xl_java": "java", "xl_javascript": "javascript", "xl_php": "php", "xl_ruby": "ruby",
          "xl_typescript": "typescript"}
 
@@ -274,7 +261,7 @@ def examples_html(examples: pd.DataFrame, code_lines: int = 12) -> str:
             f"<div style='border-left:4px solid {col};padding:4px 8px;margin:0 0 10px 0'>"
             f"<div><span style='color:{col}'><b>{html.escape(str(r['category']))}</b></span> &middot; confidence "
             f"{r['confidence']:.3f} &middot; variability {r['variability']:.3f} &middot; correctness {r['correctness']:.2f}</div>"
-            f"<div><b>{html.escape(str(r['query']))}</b></div>{_highlight(str(r['code']), code_lines)}</div>"
+            f"<div><b>{html.escape(str(r['query']))}</b></div>{highlight_code(str(r['code']), 'python', code_lines)}</div>"
         )
     return f"<div style='font-family:sans-serif;font-size:13px'>{''.join(items)}</div>"
 
@@ -330,7 +317,7 @@ class CaseViewer:
             items.append(
                 f"{sep}<div style='border:2px solid {border};border-radius:4px;padding:4px;margin:0 0 6px 0'>"
                 f"<div style='color:#555'>#{int(r['rank'])} &middot; cosine {r['score']:.3f}{tag}</div>"
-                f"<div style='overflow-x:auto'>{_highlight(str(r['code']), self.code_lines, _LANG.get(task, 'python'))}</div></div>"
+                f"<div style='overflow-x:auto'>{highlight_code(str(r['code']), _LANG.get(task, 'python'), self.code_lines)}</div></div>"
             )
         return f"<div style='flex:1;min-width:0'><h4 style='margin:4px 0'>{html.escape(model)}</h4>{''.join(items)}</div>"
 
@@ -342,7 +329,10 @@ class CaseViewer:
         r = hit.iloc[0]
         emb = self.embeddings[self.models[0]][task]
         query = emb.task.queries[qid]
-        fmt = lambda x: "beyond k" if int(x) == 0 else f"#{int(x)}"  # noqa: E731
+
+        def fmt(rank: int) -> str:
+            return "beyond k" if int(rank) == 0 else f"#{int(rank)}"
+
         meta = [f"task <b>{html.escape(task)}</b>", f"gold: {html.escape(self.models[0])} {fmt(r['rank_a'])}, "
                 f"{html.escape(self.models[1])} {fmt(r['rank_b'])}", f"outcome for {html.escape(self.models[0])}: "
                 f"<b>{r['outcome']}</b>"]

@@ -107,7 +107,7 @@ def embed_task(
 ) -> TaskEmbeddings:
     """Embed ``task`` as :func:`~workbench.evaluation.evaluate` does (queries with a relevant code,
     the whole pool), cached under ``cache_dir``."""
-    qids = [q for q in task.queries if any(g > 0 for g in task.qrels.get(q, {}).values())]
+    qids = task.judged_queries()
     if not qids:
         raise WorkbenchError(f"task '{task.name}': no query has a relevant code")
     cids = list(task.corpus)
@@ -120,7 +120,7 @@ def embed_task(
 def task_pairs(task: RetrievalTask, n: int | None = None, seed: int = 0) -> tuple[list[str], list[str], list[str]]:
     """Up to ``n`` (seeded) queries of ``task`` with their gold code: ``(qids, query texts, code
     texts)``, in the task's query order; the gold is the highest-graded relevant code."""
-    qids = [q for q in task.queries if any(g > 0 for g in task.qrels.get(q, {}).values())]
+    qids = task.judged_queries()
     if n is not None and n < len(qids):
         keep = set(np.random.default_rng(seed).choice(len(qids), n, replace=False).tolist())
         qids = [q for i, q in enumerate(qids) if i in keep]

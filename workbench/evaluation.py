@@ -47,6 +47,7 @@ __all__ = [
     "paired_bootstrap",
     "paired_randomization_test",
     "rank_of_first_relevant",
+    "rank_order",
     "ranking_table",
     "search",
 ]
@@ -104,6 +105,13 @@ def search(query_emb: np.ndarray, corpus_emb: np.ndarray, k: int) -> tuple[np.nd
     # faiss leaves the order of equal scores unspecified (heap order): put tied codes in corpus-row order
     order = np.lexsort((indices, -scores), axis=-1)
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(indices, order, axis=1)
+
+
+def rank_order(scores: np.ndarray) -> np.ndarray:
+    """Corpus rows by decreasing score, equal scores by row: the order :func:`search` returns, over
+    the whole pool (for the rank of a gold far below any top k)."""
+    s = np.asarray(scores)
+    return np.lexsort((np.arange(len(s)), -s))
 
 
 def rank_of_first_relevant(ranked: Sequence[Any], relevant: Collection[Any]) -> int:
@@ -396,7 +404,7 @@ def evaluate(
     """
     task.validate()
     t_all = time.perf_counter()
-    qids = [q for q in task.queries if any(g > 0 for g in task.qrels.get(q, {}).values())]
+    qids = task.judged_queries()
     if not qids:
         raise WorkbenchError(f"task '{task.name}': no query has a relevant code")
     cids = list(task.corpus)

@@ -154,15 +154,7 @@ def compare(before: pd.DataFrame, after: pd.DataFrame, metric: str = "MRR") -> p
 
 def fresh_encoder(params: Params, device=None):
     """The pre-trained starting point every variant of a comparison is trained from."""
-    from .models import BiEncoder
-    from .runtime import pick_device
-
-    return BiEncoder.load(
-        params.model,
-        max_query_len=params.max_query_len,
-        max_code_len=params.max_code_len,
-        device=device or pick_device(params.device),
-    )
+    return load_model(params.model, params, device)
 
 
 def load_model(name_or_path: str | Path, params: Params, device=None):

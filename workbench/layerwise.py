@@ -75,7 +75,7 @@ def layerwise_retrieval(
             if path.exists():
                 rows.append(pd.read_parquet(path))
                 continue
-        qids = [q for q in task.queries if any(g > 0 for g in task.qrels.get(q, {}).values())]
+        qids = task.judged_queries()
         cids = list(task.corpus)
         q_layers = layer_embeddings(encoder, [task.queries[q] for q in qids], "query", batch_size, bf16, show_progress)
         c_layers = layer_embeddings(encoder, [task.corpus[c] for c in cids], "code", batch_size, bf16, show_progress)

@@ -26,6 +26,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .errors import ParameterError
+from .evaluation import rank_order
 from .store import atomic_path, cache_key
 
 __all__ = [
@@ -167,7 +168,7 @@ def neighbourhood_frame(
     if not 0 <= gold_row < len(c):
         raise ParameterError(f"neighbourhood_frame: gold_row {gold_row} is outside the pool of {len(c)}")
     sims = c @ qv
-    order = np.lexsort((np.arange(len(c)), -sims))
+    order = rank_order(sims)
     rank_of = np.empty(len(c), dtype=np.int64)
     rank_of[order] = np.arange(1, len(c) + 1)
     rows = list(order[: min(k, len(c))])

@@ -37,6 +37,7 @@ from workbench import cartography, paths
 from workbench.errors import InputFormatError, ParameterError
 from workbench.progress import headless
 from workbench.store import atomic_write_parquet
+from workbench.viz.code import highlight_code
 from workbench.viz.datamap import CATEGORY_COLORS, _short, datamap_figure
 
 __all__ = ["DataMapExplorer", "load_subset", "subsets_dir", "SUBSET_COLUMNS", "EXPORT_CHOICES"]
@@ -451,25 +452,9 @@ class DataMapExplorer:
         )
 
     def _pair_html(self, i: int) -> str:
-        from pygments import highlight
-        from pygments.formatters import HtmlFormatter
-        from pygments.lexers import PythonLexer, TextLexer, get_lexer_by_name
-        from pygments.util import ClassNotFound
-
         row = self._pairs.iloc[i]
         lang = str(row["language"]) if "language" in self._pairs.columns else "python"
-        try:
-            lexer = PythonLexer() if lang == "python" else get_lexer_by_name(lang)
-        except ClassNotFound:
-            lexer = TextLexer()
-        lines = str(row["code"]).splitlines()
-        code = "\n".join(lines[: self.code_lines])
-        if len(lines) > self.code_lines:
-            code += f"\n# ... {len(lines) - self.code_lines} more lines"
-        fmt = HtmlFormatter(
-            noclasses=True, nowrap=False, style="default", prestyles="margin:0;font-size:12px"
-        )
-        body = highlight(code, lexer, fmt)
+        body = highlight_code(str(row["code"]), lang, self.code_lines)
         cat = str(self._category[i])
         col = CATEGORY_COLORS.get(cat, "#777")
         m = self._map.iloc[i]
