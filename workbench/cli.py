@@ -77,6 +77,49 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if record.ok else 1
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep import load_sweep, run_sweep
+
+    spec = load_sweep(args.file)
+    if args.list:
+        from .sweep import expand
+
+        for r in expand(spec):
+            print(r.id, r.overrides)
+        return 0
+    try:
+        frame = run_sweep(spec, root=args.dir, only=args.only, log_output=not args.quiet)
+    except KeyboardInterrupt:
+        return 130
+    cols = [c for c in ("run", "status", "attempts", "seconds") if c in frame]
+    print(frame[cols].to_string(index=False))
+    if args.report:
+        from .report import write_report
+
+        for path in write_report(_sweep_folder(spec, args.dir)):
+            print("written:", path)
+    return 0 if (frame["status"] == "ok").all() else 1
+
+
+def _sweep_folder(spec, root):
+    from .sweep import sweep_dir
+
+    return sweep_dir(spec, root)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import find_folder, report_notebook, write_report
+
+    folder = find_folder(args.folder)
+    if args.notebook:
+        print("written:", report_notebook(folder))
+        print("written: the tables and figures beside it, in", folder / "report")
+        return 0
+    for path in write_report(folder, out_dir=args.out):
+        print("written:", path)
+    return 0
+
+
 def _corpus(args: argparse.Namespace) -> int:
     from .config import resolve
     from .corpus import build_corpus, corpus_stats
@@ -131,6 +174,22 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--run-dir", default=None, help="write into this folder instead of a new timestamped one")
     r.add_argument("--quiet", action="store_true", help="do not stream the notebooks' output")
     r.set_defaults(func=_run)
+
+    s = sub.add_parser("sweep", help="run a grid of notebooks x parameters x seeds from a YAML file (resumable)")
+    s.add_argument("file", help="the sweep file (see sweeps/ for examples)")
+    s.add_argument("--dir", default=None, help="the sweep folder (default: papermill_runs/<sweep name>)")
+    s.add_argument("--only", nargs="*", default=None, help="run only these run ids (see --list)")
+    s.add_argument("--list", action="store_true", help="list the runs and their parameters, run nothing")
+    s.add_argument("--quiet", action="store_true", help="do not stream the notebooks' output (progress lines only)")
+    s.add_argument("--report", action="store_true", help="write the report when the sweep ends")
+    s.set_defaults(func=_sweep)
+
+    rp = sub.add_parser("report", help="aggregate a sweep (or one run folder) into tables and figures")
+    rp.add_argument("folder", help="a sweep or run folder: a path, a name under papermill_runs/, or the sweep's YAML file")
+    rp.add_argument("--out", default=None, help="where to write (default: <folder>/report)")
+    rp.add_argument("--notebook", action="store_true",
+                    help="execute notebooks/07_report.ipynb for the folder into <folder>/report/ (writes the same files)")
+    rp.set_defaults(func=_report)
 
     c = sub.add_parser("corpus", help="build (or load from cache) the mined corpus and print its statistics")
     c.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "gpu"])

@@ -156,7 +156,7 @@ def pair_embeddings(
 ) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """``{model: {task: (query_emb, gold_code_emb)}}`` of up to ``n`` seeded pairs per task (the same
     pairs for every model), for :func:`workbench.geometry.au_table`."""
-    chosen = {t: task_pairs(task, n, params.seed) for t, task in tasks.items()}
+    chosen = {t: task_pairs(task, n, params.test_seed) for t, task in tasks.items()}
     kw = dict(bf16=params.bf16_eval, batch_size=params.eval_batch_size, show_progress=False)
 
     def work(encoder: Any, cache: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:

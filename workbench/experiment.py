@@ -42,10 +42,10 @@ def standard_tasks(pairs: pd.DataFrame, params: Params, cosqa_dir: str | Path | 
     tasks: dict[str, RetrievalTask] = {}
     test = pairs[pairs["split"] == "test"]
     if len(test):
-        tasks["id_test"] = _cap(task_from_pairs(test, "id_test"), params.test_queries, params.seed)
+        tasks["id_test"] = _cap(task_from_pairs(test, "id_test"), params.test_queries, params.test_seed)
     ood = pairs[pairs["split"] == "ood"]
     if len(ood):
-        tasks["stdlib"] = _cap(task_from_pairs(ood, "stdlib"), params.ood_queries, params.seed)
+        tasks["stdlib"] = _cap(task_from_pairs(ood, "stdlib"), params.ood_queries, params.test_seed)
     tasks["cosqa"] = cosqa_task(params, cosqa_dir)
     return tasks
 
@@ -54,8 +54,8 @@ def cosqa_task(params: Params, cosqa_dir: str | Path | None = None) -> Retrieval
     """CoSQA dev sized by the preset (all 500 queries and the whole pool unless it says otherwise)."""
     cosqa = load_cosqa(cosqa_dir, split="dev")
     if params.cosqa_queries is not None:
-        cosqa = cosqa.subset(params.cosqa_queries, seed=params.seed)
-    return shrink_pool(cosqa, params.cosqa_pool, seed=params.seed)
+        cosqa = cosqa.subset(params.cosqa_queries, seed=params.test_seed)
+    return shrink_pool(cosqa, params.cosqa_pool, seed=params.test_seed)
 
 
 def comparison_tasks(sets: dict[str, pd.DataFrame], params: Params) -> dict[str, RetrievalTask]:
@@ -64,7 +64,7 @@ def comparison_tasks(sets: dict[str, pd.DataFrame], params: Params) -> dict[str,
     from .ood import suite_tasks
 
     mined = {name: df for name, df in sets.items() if name != "train"}
-    tasks = suite_tasks(mined, max_queries=params.suite_queries, seed=params.seed, pool_size=params.suite_pool, cosqa=False)
+    tasks = suite_tasks(mined, max_queries=params.suite_queries, seed=params.test_seed, pool_size=params.suite_pool, cosqa=False)
     tasks["cosqa_dev"] = cosqa_task(params)
     return tasks
 
@@ -177,7 +177,7 @@ def comparison_suite(params: Params) -> tuple[pd.DataFrame, dict[str, pd.DataFra
     groups = ["stdlib", *[g for g in params.ood_groups.split(",") if g]]
     suite = build_ood_suite(params.corpus, groups={g: OOD_GROUPS[g] for g in groups})
     xl = crosslang.build_crosslang(languages=params.crosslang_languages.split(","), per_language_cap=params.crosslang_cap)
-    sets = all_sets(pairs, suite, xl, seed=params.seed)
+    sets = all_sets(pairs, suite, xl, seed=params.test_seed)
     return pairs, sets, comparison_tasks(sets, params)
 
 
@@ -185,7 +185,10 @@ def _eval_key(tasks: dict[str, RetrievalTask], params: Params) -> str:
     from .store import cache_key
 
     shape = {n: [len(t.queries), len(t.corpus), sorted(t.queries)[:5], t.meta.get("pool_size")] for n, t in tasks.items()}
-    return cache_key({"tasks": shape, "k": params.k, "bf16": params.bf16_eval, "n_boot": params.n_boot, "seed": params.seed})
+    key = {"tasks": shape, "k": params.k, "bf16": params.bf16_eval, "n_boot": params.n_boot, "seed": params.seed}
+    if params.eval_seed is not None:  # unset keeps the keys of existing caches
+        key["eval_seed"] = params.eval_seed
+    return cache_key(key)
 
 
 def train_and_evaluate(

@@ -99,13 +99,13 @@ def ensure_kernel() -> str:
     return KERNEL_NAME
 
 
-def list_notebooks() -> list[Path]:
-    """The chapters in order: ``notebooks/NN_*.ipynb``."""
-    return sorted(p for p in notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+def list_notebooks(folder: str | os.PathLike | None = None) -> list[Path]:
+    """The chapters in order: ``notebooks/NN_*.ipynb`` (or those of ``folder``)."""
+    return sorted(p for p in Path(folder or notebooks_dir()).glob("[0-9][0-9]_*.ipynb"))
 
 
-def select_notebooks(names: list[str] | None) -> list[Path]:
-    available = list_notebooks()
+def select_notebooks(names: list[str] | None, folder: str | os.PathLike | None = None) -> list[Path]:
+    available = list_notebooks(folder)
     if not names:
         return available
     chosen = []
@@ -145,12 +145,16 @@ def run_notebooks(
     overrides: dict[str, Any] | None = None,
     run_dir: str | os.PathLike | None = None,
     log_output: bool = True,
+    notebook_dir: str | os.PathLike | None = None,
 ) -> RunRecord:
-    """Execute the chosen notebooks in order into one run folder; stop at the first failure."""
+    """Execute the chosen notebooks in order into one run folder; stop at the first failure.
+
+    ``notebook_dir`` reads the chapters from another folder than the project's ``notebooks/``.
+    """
     params = config.resolve(preset, overrides)  # fail before any work starts
-    paths = select_notebooks(notebooks)
+    paths = select_notebooks(notebooks, notebook_dir)
     if not paths:
-        raise WorkbenchError(f"no notebooks found in {notebooks_dir()}")
+        raise WorkbenchError(f"no notebooks found in {notebook_dir or notebooks_dir()}")
     import logging
 
     import papermill as pm
