@@ -20,3 +20,27 @@ def minilm():
 
     torch.set_num_threads(2)
     return BiEncoder.load("minilm", max_query_len=32, max_code_len=64)
+
+
+def workbench_cli(args, env_extra=None, timeout=1500):
+    """Run ``python -m workbench ARGS`` (offline) and return the completed process."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def smoke_chain(tmp_path_factory):
+    """Chapters 03 and 04, then 05, 06 and 07, on the smoke preset in one run folder (papermill, the
+    project's kernel), shared by the run tests and the browser tests. Returns the run folder and the
+    two processes."""
+    runs = tmp_path_factory.mktemp("smoke-chain")
+    first = workbench_cli(["run", "--preset", "smoke", "--notebooks", "03", "04", "--quiet"], {"WORKBENCH_RUNS": str(runs)})
+    assert first.returncode == 0, (first.stdout[-3000:], first.stderr[-3000:])
+    (run,) = list(runs.iterdir())
+    second = workbench_cli(["run", "--preset", "smoke", "--notebooks", "05", "06", "07", "--run-dir", str(run), "--quiet"],
+                           {"WORKBENCH_RUNS": str(runs)})
+    assert second.returncode == 0, (second.stdout[-3000:], second.stderr[-3000:])
+    return {"run": run, "first": first, "second": second}

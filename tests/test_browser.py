@@ -12,27 +12,18 @@ download is not used.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import secrets
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from labtools import FIRST_RUN_S, KERNEL, STEP_S, find_chromium, headless_chromium, jupyterlab
+from labtools import until as _until
 
 from workbench.cartography import CATEGORIES, categorize, category_counts, data_map
 
-CHROMIUM = shutil.which("chromium") or (
-    "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
-)
+CHROMIUM = find_chromium()
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.browser,
@@ -43,15 +34,6 @@ pytestmark = [
 
 N = 300
 CASES = 60  # queries of the case-viewer notebook
-KERNEL = "workbench"
-FIRST_RUN_S = 120  # the first kernel start and widget render
-STEP_S = 30  # one interaction: browser -> kernel -> browser
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _inputs(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -115,67 +97,12 @@ def _notebook(root: Path, out_dir: Path) -> None:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A JupyterLab server on a free port serving a notebook with the explorer; stopped afterwards."""
-    venv_bin = Path(sys.executable).parent
-    jupyter = venv_bin / "jupyter"
-    specs = subprocess.run(
-        [str(jupyter), "kernelspec", "list", "--json"], capture_output=True, text=True, check=True
-    ).stdout
-    if KERNEL not in json.loads(specs)["kernelspecs"]:
-        pytest.fail(f"kernelspec {KERNEL!r} is not registered in the venv (make venv registers it)")
-
     root = tmp_path_factory.mktemp("lab")
     out_dir = root / "subsets"
     pairs, dmap = _inputs(root)
     _notebook(root, out_dir)
-    # JupyterLab's own settings and workspaces stay in the tmp dir; no "Jupyter news?" toast
-    settings = root / ".lab-settings"
-    note = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    note.parent.mkdir(parents=True)
-    note.write_text(json.dumps({"fetchNews": "false"}))
-    tracker = settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings"
-    tracker.parent.mkdir(parents=True)
-    tracker.write_text(json.dumps({"autoStartDefaultKernel": True}))  # no kernel chooser
-    env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_HEADLESS"}
-    env.update(
-        JUPYTERLAB_SETTINGS_DIR=str(settings),
-        JUPYTERLAB_WORKSPACES_DIR=str(root / ".lab-workspaces"),
-        PATH=f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
-    )
-    port, token = _free_port(), secrets.token_hex(16)
-    log = (root / ".jupyter-lab.log").open("w")
-    proc = subprocess.Popen(
-        [
-            str(jupyter),
-            "lab",
-            "--no-browser",
-            "--allow-root",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            "--ServerApp.port_retries=0",
-            f"--IdentityProvider.token={token}",
-            f"--ServerApp.root_dir={root}",
-            "--LabApp.extension_manager=readonly",
-        ],
-        cwd=root,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{_tail(root)}")
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"jupyter lab did not answer /api/status within 60 s:\n{_tail(root)}")
-            time.sleep(0.25)
+    with jupyterlab(root) as server:
+        base, token = server["base"], server["token"]
         yield {
             "url": f"{base}/lab/tree/explorer.ipynb?token={token}",
             # its own workspace, so the explorer's notebook is not restored beside it
@@ -185,32 +112,13 @@ def lab(tmp_path_factory):
             "pairs": pairs,
             "dmap": dmap,
         }
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
-
-
-def _tail(root: Path, n: int = 40) -> str:
-    lines = (root / ".jupyter-lab.log").read_text(errors="replace").splitlines()
-    return "\n".join(line for line in lines if "Skipped non-installed server" not in line)[-n * 200 :]
 
 
 @pytest.fixture(scope="module")
 def chromium():
     """One headless Chromium (Playwright, sync API) for every test of the module."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with headless_chromium(CHROMIUM) as browser:
+        yield browser
 
 
 @pytest.fixture(scope="module")
@@ -244,21 +152,6 @@ def page(lab, chromium):
             except Exception:  # noqa: BLE001 - diagnostics only
                 pass
             pg.close()
-
-
-def _until(pg, selector: str, timeout_s: float = FIRST_RUN_S) -> None:
-    """Wait for ``selector``, accepting any dialog that comes first (e.g. JupyterLab's kernel chooser)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError(f"{selector!r} did not appear within {timeout_s:.0f} s")
-        pg.wait_for_selector(f"{selector}, .jp-Dialog", timeout=left * 1000)
-        dialog = pg.locator(".jp-Dialog")
-        if dialog.count() == 0:
-            return
-        dialog.first.locator(".jp-mod-accept").click()  # keep JupyterLab's choice (the notebook's kernel)
-        dialog.first.wait_for(state="detached")
 
 
 def _counts_text(pg) -> str:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 import yaml
 
@@ -105,9 +106,10 @@ def test_smoke_run_of_the_curation_chapter(tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_run_of_data_maps_and_select_then_mixup(tmp_path):
-    """03 trains the data-map run (both dynamics modes) and 04 reuses it from the same run folder."""
-    proc, run = _smoke_run(tmp_path, "03", "04")
+def test_smoke_run_of_data_maps_and_select_then_mixup(smoke_chain):
+    """03 trains the data-map run (both dynamics modes) and 04 reuses it from the same run folder;
+    05 and 06 analyse its models, 07 reports its table."""
+    proc, run = smoke_chain["first"], smoke_chain["run"]
     status = json.loads((run / "status.json").read_text())
     assert status["03_data_maps"]["status"] == status["04_training"]["status"] == "ok"
     metrics = json.loads((run / "metrics.json").read_text())
@@ -131,10 +133,7 @@ def test_smoke_run_of_data_maps_and_select_then_mixup(tmp_path):
     # 04 reused the data-map run of 03 instead of training it again
     assert sel["datamap_reused"] is True and "04_training" in proc.stdout
 
-    # 05 and 06 analyse the models 03 and 04 left in the same run folder
-    env = {"WORKBENCH_RUNS": str(run.parent)}
-    proc = _workbench(["run", "--preset", "smoke", "--notebooks", "05", "06", "--run-dir", str(run), "--quiet"], env)
-    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    # 05 and 06 analysed the models 03 and 04 left in the same run folder
     metrics = json.loads((run / "metrics.json").read_text())
     rep, cases = metrics["05_representation_analysis"], metrics["06_case_studies"]
     assert rep["models"] == 6  # zero-shot, the data-map run and 04's four variants
@@ -161,6 +160,20 @@ def test_smoke_run_of_data_maps_and_select_then_mixup(tmp_path):
     shown = "".join(o.get("data", {}).get("text/html", "") for c in executed.cells for o in c.get("outputs", []))
     assert "&#10003; gold" in shown and "outcome for all: <b>" in shown  # the static case viewer
     assert "variability" in shown and "hard-to-learn" in shown  # the region examples
+
+    # 07 reported the run's own Select-then-MixUp table: the same numbers and paired tests as 04
+    rep = metrics["07_report"]["report"]
+    assert rep["tables"] == ["select_then_mixup"] and rep["finished"] == 1
+    table = pd.read_csv(run / "report" / "select_then_mixup.csv", header=[0, 1], index_col=0)
+    for row in sel["table_mean"]:
+        assert table.loc[row["model"], ("mean", "OOD avg")] == pytest.approx(row["OOD avg"], abs=1e-6)
+        assert table.loc[row["model"], ("mean", "id_test")] == pytest.approx(row["id_test"], abs=1e-6)
+    paired = pd.read_csv(run / "report" / "select_then_mixup_paired.csv")
+    mine = paired[paired["task"] == "OOD avg"].set_index("variant")["delta"]
+    assert {t["variant"]: t["delta"] for t in ood} == pytest.approx(mine.to_dict(), abs=0.011)
+    for name in ("select_then_mixup.md", "select_then_mixup.tex", "report.md", "select_then_mixup_ood.png",
+                 "select_then_mixup_delta.pdf"):
+        assert (run / "report" / name).stat().st_size > 200, name
 
 
 def test_analysis_chapters_say_what_to_run_first(tmp_path):
