@@ -61,7 +61,7 @@ for name, t in tables.items():
 """),
 ("code", """
 for name, t in tables.items():
-    report.ood_figure(t["mean"], t["std"], title=f"{t['spec'].title or name}: OOD average").show()
+    report.ood_figure(t["mean"], t["std"], title=f"{name}: OOD average MRR (%), mean ± std over seeds").show()
 """),
 ("md", """
 ## 4. The files for the paper

@@ -174,20 +174,21 @@ def paired_tests(runs: list[RunInfo], table: TableSpec, long: pd.DataFrame, n_bo
 
 
 def ood_figure(mean: pd.DataFrame, std: pd.DataFrame, column: str = "OOD avg", title: str | None = None):
-    """Horizontal bars of ``column`` per model with the std over seeds as error bars."""
+    """A dot plot of ``column`` per model with the std over seeds as error bars (dots, not bars: the
+    axis does not start at 0)."""
     import plotly.graph_objects as go
 
     order = mean[column].sort_values().index
     err = std.loc[order, column].fillna(0).to_numpy()
-    fig = go.Figure(go.Bar(
-        x=mean.loc[order, column], y=[str(i) for i in order], orientation="h",
-        error_x=dict(type="data", array=err), marker_color="#1f77b4",
+    fig = go.Figure(go.Scatter(
+        x=mean.loc[order, column], y=[str(i) for i in order], mode="markers",
+        error_x=dict(type="data", array=err, thickness=1.5), marker=dict(color="#1f77b4", size=10),
         customdata=np.stack([err, mean.loc[order, "seeds"].to_numpy()], axis=1),
         hovertemplate="%{y}: %{x:.2f} ± %{customdata[0]:.2f} (%{customdata[1]} seeds)<extra></extra>",
     ))
     lo = float((mean[column] - std[column].fillna(0)).min())
     fig.update_layout(title=title or f"{column} MRR (%), mean ± std over seeds", xaxis_title="MRR (%)",
-                      template="plotly_white", width=760, height=140 + 30 * len(order), margin=dict(l=260))
+                      template="plotly_white", width=760, height=160 + 30 * len(order), margin=dict(l=200))
     fig.update_xaxes(range=[max(0.0, lo - 3), float((mean[column] + std[column].fillna(0)).max()) + 1])
     return fig
 
@@ -298,7 +299,7 @@ def write_report(folder: str | os.PathLike, out_dir: str | os.PathLike | None = 
         _write(out / f"{name}.tex", to_latex(t["formatted"], caption, name), written)
         index += [f"## {caption}", "", to_markdown(t["formatted"]),
                   f"Files: `{name}.csv`, `{name}.md`, `{name}.tex`.", ""]
-        figs = {f"{name}_ood": ood_figure(t["mean"], t["std"], title=f"{caption}: OOD average")}
+        figs = {f"{name}_ood": ood_figure(t["mean"], t["std"], title=f"{name}: OOD average MRR (%), mean ± std over seeds")}
         tests = t["tests"]
         if not tests.empty:
             shown = tests.round(4)
@@ -311,7 +312,8 @@ def write_report(folder: str | os.PathLike, out_dir: str | os.PathLike | None = 
                       to_markdown(ood_rows.set_index("variant").drop(columns="task")),
                       f"All sets: `{name}_paired.csv` / `.md` / `.tex`.", ""]
             if not ood_rows.empty and "grid" not in tests:
-                figs[f"{name}_delta"] = delta_figure(tests, "OOD avg", title=f"{caption}: difference to {spec.baseline}, OOD average")
+                figs[f"{name}_delta"] = delta_figure(
+                    tests, "OOD avg", title=f"{name}: MRR difference to {spec.baseline}, OOD average (95% paired bootstrap)")
         for fname, fig in figs.items():
             paths = export_for_paper(fig, out / fname, figures)
             written.extend(paths)
