@@ -127,6 +127,19 @@ def test_failed_runs_are_kept_and_retried_finished_ones_skipped(tmp_path):
     assert "1 finished, 1 to run" in proc.stdout
 
 
+def _processes_in(run_dir: Path) -> list[str]:
+    """Command lines of live processes that name ``run_dir`` (the run's ``workbench run``)."""
+    found = []
+    for p in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(run_dir) in cmd:
+            found.append(cmd)
+    return found
+
+
 def _wait_for(path: Path, text: str, timeout: float = 180) -> None:
     t0 = time.time()
     while time.time() - t0 < timeout:
@@ -137,7 +150,7 @@ def _wait_for(path: Path, text: str, timeout: float = 180) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT", "SIGTERM"])
 def test_killed_sweep_leaves_a_consistent_registry_and_resumes(tmp_path, how):
     path, runs = _project(tmp_path, seeds=[1, 2, 3]), tmp_path / "runs"
     folder = runs / "tiny"
@@ -150,17 +163,22 @@ def test_killed_sweep_leaves_a_consistent_registry_and_resumes(tmp_path, how):
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
             _wait_for(log, "sleeping")
-            os.killpg(proc.pid, signal.SIGKILL if how == "SIGKILL" else signal.SIGINT)
+            os.killpg(proc.pid, getattr(signal, how))  # the sweep's group; each run is a group of its own
             rc = proc.wait(timeout=120)
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
     assert rc == (-signal.SIGKILL if how == "SIGKILL" else 130), log.read_text()[-2000:]
+    # the run the sweep was executing went with it (it dies with its parent): nothing left writing there
+    deadline = time.time() + 30
+    while _processes_in(folder / "seed2") and time.time() < deadline:
+        time.sleep(0.5)
+    assert not _processes_in(folder / "seed2")
     reg = read_registry(folder)["runs"]  # readable, and says what happened
     assert reg["seed1"]["status"] == "ok"
     assert reg["seed2"]["status"] == "interrupted" and reg["seed2"]["attempts"] == 1
     assert reg["seed3"]["status"] == "pending"
-    if how == "SIGINT":  # Ctrl-C: the sweep itself wrote it, and said how to resume
+    if how != "SIGKILL":  # Ctrl-C or a polite kill: the sweep itself wrote it, and said how to resume
         assert "interrupted during seed2" in log.read_text()
     # resume: seed1 is not run again, seed2 and seed3 run
     proc = _sweep([str(path)], runs)

@@ -72,7 +72,12 @@ def _run(args: argparse.Namespace) -> int:
     from .runs import run_notebooks, summary_lines
 
     overrides = dict(parse_assignment(s) for s in args.set or [])
-    record = run_notebooks(args.preset, args.notebooks, overrides, run_dir=args.run_dir, log_output=not args.quiet)
+    if args.overrides_json:
+        import json
+
+        overrides.update(json.loads(args.overrides_json))
+    record = run_notebooks(args.preset, args.notebooks, overrides, run_dir=args.run_dir, log_output=not args.quiet,
+                           notebook_dir=args.notebook_dir)
     print("\n".join(summary_lines(record)))
     return 0 if record.ok else 1
 
@@ -173,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter (repeatable)")
     r.add_argument("--run-dir", default=None, help="write into this folder instead of a new timestamped one")
     r.add_argument("--quiet", action="store_true", help="do not stream the notebooks' output")
+    r.add_argument("--overrides-json", default=None, help=argparse.SUPPRESS)  # workbench sweep passes its runs' overrides
+    r.add_argument("--notebook-dir", default=None, help="read the notebooks from this folder (default: notebooks/)")
     r.set_defaults(func=_run)
 
     s = sub.add_parser("sweep", help="run a grid of notebooks x parameters x seeds from a YAML file (resumable)")

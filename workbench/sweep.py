@@ -2,7 +2,8 @@
 
 A sweep file (YAML) names the notebooks, the preset, overrides shared by every run (``base``), a
 ``grid`` of parameter values and the ``seeds``; every combination is one run, executed by
-:func:`workbench.runs.run_notebooks` into ``papermill_runs/<sweep>/<run>/``. ``tables`` says which
+``workbench run`` (:func:`workbench.runs.run_notebooks`) in a child process into
+``papermill_runs/<sweep>/<run>/``. ``tables`` says which
 paper-style tables ``workbench report`` builds from the runs (see :mod:`workbench.report`)::
 
     name: select-mixup-cpu
@@ -28,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import json
 import os
 import re
 import signal
@@ -301,20 +303,24 @@ def _lock(folder: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """A polite kill (SIGTERM) stops the sweep like Ctrl-C: the current run is marked interrupted."""
+def _signals_as_interrupt() -> Iterator[None]:
+    """Ctrl-C (SIGINT) and a polite kill (SIGTERM) stop the sweep: the current run is marked interrupted.
+
+    Our own SIGINT handler also keeps asyncio (papermill runs the kernel client in an event loop)
+    from installing its own, which cancels a task instead and can be swallowed while a cell runs."""
     def handler(signum, frame):  # noqa: ARG001
         raise KeyboardInterrupt(f"signal {signum}")
 
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def _finished(rec: dict[str, Any], folder: Path, notebooks: list[str]) -> bool:
@@ -324,6 +330,43 @@ def _finished(rec: dict[str, Any], folder: Path, notebooks: list[str]) -> bool:
     return all(any(k == n or k.startswith(n + "_") for k in status) for n in notebooks) and all(
         s.get("status") == "ok" for s in status.values()
     )
+
+
+def _die_with_parent() -> None:
+    """In the child (Linux): SIGKILL when the sweep process dies, so a killed sweep leaves no run behind."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _run_child(spec: SweepSpec, r: SweepRun, run_dir: Path, log_output: bool) -> int:
+    """Execute one run as ``workbench run`` in a child process; return its exit code.
+
+    The child is its own process group, so the sweep alone decides what Ctrl-C means: on
+    SIGINT/SIGTERM the child gets SIGTERM (its kernel is shut down), then SIGKILL after 20 s, and
+    KeyboardInterrupt reaches the caller. A child also dies with the sweep (PR_SET_PDEATHSIG)."""
+    cmd = [sys.executable, "-m", "workbench", "run", "--preset", spec.preset, "--run-dir", str(run_dir),
+           "--overrides-json", json.dumps(r.overrides), "--notebooks", *spec.notebooks]
+    if spec.notebook_dir:
+        cmd += ["--notebook-dir", str(spec.notebook_dir)]
+    if not log_output:
+        cmd.append("--quiet")
+    proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=wait)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        raise
 
 
 def run_sweep(
@@ -339,8 +382,6 @@ def run_sweep(
     resumes per model. A failing run is recorded with its error and the sweep goes on; Ctrl-C or
     SIGTERM marks the current run ``interrupted`` and stops.
     """
-    from .runs import run_notebooks
-
     folder = sweep_dir(spec, root)
     folder.mkdir(parents=True, exist_ok=True)
     runs = expand(spec)
@@ -349,7 +390,7 @@ def run_sweep(
         if unknown:
             raise ParameterError(f"no run(s) {unknown} in sweep {spec.name!r}; runs: {[r.id for r in runs]}")
         runs = [r for r in runs if r.id in only]
-    with _lock(folder), _sigterm_as_interrupt():
+    with _lock(folder), _signals_as_interrupt():
         reg = _Registry(folder, spec)
         env = environment()
         atomic_write_yaml(folder / "sweep.yaml", spec.to_dict())
@@ -370,26 +411,25 @@ def run_sweep(
             echo(f"[sweep] run {done + i}/{len(runs)} {r.id} (attempt {rec['attempts']}){eta}")
             t0 = time.time()
             try:
-                record = run_notebooks(spec.preset, spec.notebooks, r.overrides, run_dir=folder / r.id,
-                                       log_output=log_output, notebook_dir=spec.notebook_dir)
+                rc = _run_child(spec, r, folder / r.id, log_output)
             except KeyboardInterrupt:
                 rec.update(status="interrupted", seconds=round(time.time() - t0, 1), pid=None,
                            finished=dt.datetime.now().isoformat(timespec="seconds"), error="interrupted (Ctrl-C or SIGTERM)")
                 reg.save()
                 echo(f"[sweep] interrupted during {r.id}; the registry is saved: run the sweep again to resume")
                 raise
-            except WorkbenchError as e:
-                record, error = None, str(e)
-            else:
-                failed = {n: s for n, s in record.status.items() if s.get("status") != "ok"}
-                error = "; ".join(f"{n}: {s.get('status')} {s.get('error') or ''}".strip() for n, s in failed.items()) or None
+            status = read_json(folder / r.id / "status.json") if (folder / r.id / "status.json").exists() else {}
+            failed = {n: s for n, s in status.items() if s.get("status") != "ok"}
+            error = "; ".join(f"{n}: {s.get('status')} {s.get('error') or ''}".strip() for n, s in failed.items()) or None
+            if rc != 0 and not error:
+                error = f"workbench run exited with {rc} before running a notebook"
             seconds = round(time.time() - t0, 1)
             durations.append(seconds)
             rec.update(status="failed" if error else FINISHED, seconds=seconds, pid=None, error=error,
                        finished=dt.datetime.now().isoformat(timespec="seconds"))
-            if record is not None:
-                rec["notebooks"] = {n: {k: s.get(k) for k in ("status", "seconds", "error")} for n, s in record.status.items()}
-                rec["headline"] = _flat_headline(record.metrics)
+            rec["notebooks"] = {n: {k: s.get(k) for k in ("status", "seconds", "error")} for n, s in status.items()}
+            metrics_path = folder / r.id / "metrics.json"
+            rec["headline"] = _flat_headline(read_json(metrics_path)) if metrics_path.exists() else {}
             reg.save()
             state = f"FAILED ({error[:200]}); the executed notebooks are in {folder / r.id}" if error else "ok"
             echo(f"[sweep] run {done + i}/{len(runs)} {r.id}: {state} in {seconds / 60:.1f} min")
