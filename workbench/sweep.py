@@ -306,8 +306,9 @@ def _lock(folder: Path) -> Iterator[None]:
 def _signals_as_interrupt() -> Iterator[None]:
     """Ctrl-C (SIGINT) and a polite kill (SIGTERM) stop the sweep: the current run is marked interrupted.
 
-    Our own SIGINT handler also keeps asyncio (papermill runs the kernel client in an event loop)
-    from installing its own, which cancels a task instead and can be swallowed while a cell runs."""
+    Runs execute in child processes with their own process groups, so a terminal's Ctrl-C reaches
+    the sweep alone, which stops the child (:func:`_run_child`); papermill's own signal handling
+    (nbclient shuts the kernel down and the cell may run on) never sees it."""
     def handler(signum, frame):  # noqa: ARG001
         raise KeyboardInterrupt(f"signal {signum}")
 
