@@ -92,24 +92,16 @@ def _sweep(args: argparse.Namespace) -> int:
         for r in expand(spec):
             print(r.id, r.overrides)
         return 0
-    try:
-        frame = run_sweep(spec, root=args.dir, only=args.only, log_output=not args.quiet)
-    except KeyboardInterrupt:
-        return 130
+    frame = run_sweep(spec, root=args.dir, only=args.only, log_output=not args.quiet)  # Ctrl-C: main() exits 130
     cols = [c for c in ("run", "status", "attempts", "seconds") if c in frame]
     print(frame[cols].to_string(index=False))
     if args.report:
         from .report import write_report
+        from .sweep import sweep_dir
 
-        for path in write_report(_sweep_folder(spec, args.dir)):
+        for path in write_report(sweep_dir(spec, args.dir)):
             print("written:", path)
     return 0 if (frame["status"] == "ok").all() else 1
-
-
-def _sweep_folder(spec, root):
-    from .sweep import sweep_dir
-
-    return sweep_dir(spec, root)
 
 
 def _report(args: argparse.Namespace) -> int:

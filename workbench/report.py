@@ -31,7 +31,7 @@ from .store import atomic_write_text, read_json
 from .sweep import REGISTRY, TableSpec, read_registry, registry_frame
 
 __all__ = [
-    "DEFAULT_TABLES", "RunInfo", "load_runs", "report_tables", "collect", "seed_summary", "format_mean_std",
+    "DEFAULT_TABLES", "RunInfo", "load_runs", "report_tables", "collect", "seed_summary",
     "per_query_tables", "paired_tests", "ood_figure", "to_latex", "to_markdown", "find_folder", "write_report",
     "report_notebook",
 ]
@@ -62,7 +62,7 @@ def load_runs(folder: str | os.PathLike) -> tuple[list[RunInfo], list[TableSpec]
     if (folder / REGISTRY).exists():
         data = read_registry(folder)
         spec = data.get("spec") or {}
-        tables = [TableSpec(**{**t, "ood": tuple(t["ood"]) if t.get("ood") else None}) for t in spec.get("tables") or []]
+        tables = [TableSpec.from_dict(t) for t in spec.get("tables") or []]
         runs = []
         for rid, rec in data.get("runs", {}).items():
             mpath = folder / rec.get("dir", rid) / "metrics.json"
@@ -118,13 +118,6 @@ def seed_summary(long: pd.DataFrame, table: TableSpec) -> tuple[pd.DataFrame, pd
     summaries = long.assign(model=name, seed=long["run"]).melt(
         id_vars=["model", "seed"], value_vars=tasks, var_name="task", value_name="MRR")
     return seed_table(summaries, ood)
-
-
-def format_mean_std(mean: pd.DataFrame, std: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
-    """``mean ± std`` strings (the mean alone with one seed)."""
-    from .selection import format_seed_table
-
-    return format_seed_table(mean, std, digits)
 
 
 def per_query_tables(runs: list[RunInfo], table: TableSpec, names: list[str]) -> dict[str, dict[str, dict[str, list[pd.DataFrame]]]]:
@@ -220,6 +213,8 @@ def _write(path: Path, text: str, written: list[Path]) -> None:
 def report_tables(folder: str | os.PathLike, n_boot: int = 2000, seed: int = 0) -> dict[str, dict[str, Any]]:
     """Every table of a sweep or run folder: ``{name: {spec, long, mean, std, formatted, tests}}``
     (tables no finished run logged are left out)."""
+    from .selection import format_seed_table
+
     runs, tables, _ = load_runs(folder)
     out = {}
     for t in tables:
@@ -227,7 +222,7 @@ def report_tables(folder: str | os.PathLike, n_boot: int = 2000, seed: int = 0) 
         if long.empty:
             continue
         mean, std = seed_summary(long, t)
-        out[t.name] = {"spec": t, "long": long, "mean": mean, "std": std, "formatted": format_mean_std(mean, std),
+        out[t.name] = {"spec": t, "long": long, "mean": mean, "std": std, "formatted": format_seed_table(mean, std),
                        "tests": paired_tests(runs, t, long, n_boot=n_boot, seed=seed)}
     return out
 

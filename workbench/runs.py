@@ -218,15 +218,18 @@ def run_notebooks(
     return RunRecord(dir=folder, status=status, metrics=metrics)
 
 
+def headlines(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers every notebook logged, as ``{"<notebook>: <name>": value}``."""
+    return {f"{nb}: {key}": value for nb, m in metrics.items() if isinstance(m, dict)
+            for key, value in (m.get("headline") or {}).items()}
+
+
 def summary_lines(record: RunRecord) -> list[str]:
     """A short human-readable results table of a run."""
     lines = [f"run: {record.dir}", f"{'notebook':<28}{'status':<9}{'seconds':>8}"]
     for name, s in record.status.items():
         lines.append(f"{name:<28}{s.get('status', '?'):<9}{s.get('seconds', 0):>8}")
-    headline = {}
-    for nb, m in record.metrics.items():
-        for key, value in (m.get("headline") or {}).items():
-            headline[f"{nb}: {key}"] = value
+    headline = headlines(record.metrics)
     if headline:
         lines.append("")
         width = max(len(k) for k in headline) + 2

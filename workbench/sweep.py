@@ -48,6 +48,7 @@ import yaml
 from . import config
 from .errors import ParameterError, WorkbenchError
 from .paths import project_root, runs_dir
+from .runs import headlines, select_notebooks
 from .store import atomic_write_json, atomic_write_yaml, read_json
 
 __all__ = [
@@ -78,6 +79,11 @@ class TableSpec:
     models: str | None = None  # the models/ subfolder holding each row's per-query evaluations
     ood: tuple[str, ...] | None = None
     title: str | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TableSpec:
+        """From a sweep file or a registry (``ood`` given as a list)."""
+        return cls(**{**data, "ood": tuple(data["ood"]) if data.get("ood") else None})
 
 
 @dataclass(frozen=True)
@@ -118,8 +124,6 @@ def _fail(path: Path, message: str) -> None:
 
 def load_sweep(path: str | os.PathLike) -> SweepSpec:
     """Read and validate a sweep file: every run's parameters are checked before anything runs."""
-    from .runs import select_notebooks
-
     path = Path(path)
     if not path.exists():
         raise ParameterError(f"{path}: no such sweep file")
@@ -161,7 +165,7 @@ def load_sweep(path: str | os.PathLike) -> SweepSpec:
             _fail(path, f"field 'tables[{i}]': unknown key(s) {bad}; allowed: {sorted(known)}")
         if missing := sorted({"name", "notebook", "rows"} - set(t)):
             _fail(path, f"field 'tables[{i}]': missing {missing}")
-        tables.append(TableSpec(**{**t, "ood": tuple(t["ood"]) if t.get("ood") else None}))
+        tables.append(TableSpec.from_dict(t))
     spec = SweepSpec(name, notebooks, preset, dict(base), {k: list(v) for k, v in grid.items()}, list(seeds),
                      tables, str(raw.get("description") or ""), nb_dir, path.resolve())
     try:
@@ -245,14 +249,6 @@ def read_registry(folder: str | os.PathLike) -> dict[str, Any]:
         if rec.get("status") == "running" and not _alive(rec.get("pid")):
             rec["status"] = "interrupted"
     return data
-
-
-def _flat_headline(metrics: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for nb, m in metrics.items():
-        for key, value in (m.get("headline") or {}).items() if isinstance(m, dict) else []:
-            out[f"{nb}: {key}"] = value
-    return out
 
 
 def registry_frame(folder: str | os.PathLike) -> pd.DataFrame:
@@ -430,7 +426,7 @@ def run_sweep(
                        finished=dt.datetime.now().isoformat(timespec="seconds"))
             rec["notebooks"] = {n: {k: s.get(k) for k in ("status", "seconds", "error")} for n, s in status.items()}
             metrics_path = folder / r.id / "metrics.json"
-            rec["headline"] = _flat_headline(read_json(metrics_path)) if metrics_path.exists() else {}
+            rec["headline"] = headlines(read_json(metrics_path)) if metrics_path.exists() else {}
             reg.save()
             state = f"FAILED ({error[:200]}); the executed notebooks are in {folder / r.id}" if error else "ok"
             echo(f"[sweep] run {done + i}/{len(runs)} {r.id}: {state} in {seconds / 60:.1f} min")
