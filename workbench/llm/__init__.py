@@ -1,0 +1,62 @@
+"""LLM backends for the augmentation chapter (ChatDANCE, papers/002): one protocol, three ways to run a
+chat model (in-process llama.cpp, an embedded llama_cpp.server, any OpenAI-compatible server), offline
+GGUF models from pip wheels with pinned sha256, and an on-disk cache of every request."""
+
+from .backends import (
+    BACKEND_KINDS,
+    LlamaCppBackend,
+    LLMBackend,
+    LLMError,
+    Message,
+    OpenAIBackend,
+    Sampling,
+    check_messages,
+    make_backend,
+    openmp_environment,
+    stop_servers,
+)
+from .cache import CachedLLM, request_key, request_record
+from .local_models import (
+    DEFAULT_MODEL,
+    LOCAL_MODELS,
+    LocalModel,
+    ModelChecksumError,
+    assemble_parts,
+    assembled_model_path,
+    available_local_models,
+    file_sha256,
+    local_model_path,
+    model_file,
+    verify_model_file,
+)
+from .server import LlamaServer, free_port
+
+__all__ = [
+    "BACKEND_KINDS",
+    "CachedLLM",
+    "DEFAULT_MODEL",
+    "LLMBackend",
+    "LLMError",
+    "LOCAL_MODELS",
+    "LlamaCppBackend",
+    "LlamaServer",
+    "LocalModel",
+    "Message",
+    "ModelChecksumError",
+    "OpenAIBackend",
+    "Sampling",
+    "assemble_parts",
+    "assembled_model_path",
+    "available_local_models",
+    "check_messages",
+    "file_sha256",
+    "free_port",
+    "local_model_path",
+    "make_backend",
+    "model_file",
+    "openmp_environment",
+    "request_key",
+    "request_record",
+    "stop_servers",
+    "verify_model_file",
+]
