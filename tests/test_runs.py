@@ -106,6 +106,39 @@ def test_smoke_run_of_the_curation_chapter(tmp_path):
 
 
 @pytest.mark.slow
+def test_smoke_run_of_the_llm_augmentation_chapter(tmp_path):
+    """02 end to end with the embedded SmolLM2 in-process and a fresh LLM cache: rewrites, the
+    cross-encoder checked on CoSQA's labels, Algorithm 1, the baselines, retraining, and the same
+    data again from the warm cache."""
+    runs = tmp_path / "runs"
+    proc = _workbench(["run", "--preset", "smoke", "--notebooks", "02", "--quiet"],
+                      {"WORKBENCH_RUNS": str(runs), "WORKBENCH_LLM_CACHE": str(tmp_path / "llm-cache")})
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    (run,) = list(runs.iterdir())
+    m = json.loads((run / "metrics.json").read_text())["02_llm_augmentation"]
+    assert 0.0 <= m["filter_cosqa"]["roc_auc"] <= 1.0 and m["filter_cosqa"]["n"] == 604
+    sizes = m["sizes"]
+    assert sizes["baseline"] == 96 and sizes["qra"] > 96 and sizes["natgen"] > 96
+    assert sizes["llm_nofilter"] >= sizes["llm_both"] >= 96  # the filter only removes
+    models = [row["model"] for row in m["table_mean"]]
+    assert models == ["baseline", "QRA", "NatGen", "ChatDANCE (LLM both)"]
+    for row in m["table_mean"]:
+        assert 0 < row["OOD avg"] <= 100
+    kinds = {(r["aug_kind"], r["aug_op"]) for r in m["technique_stats"]}
+    assert ("llm_query", "paraphrase") in kinds and any(k == "natgen" for k, _ in kinds)
+    for r in m["technique_stats"]:
+        assert r["accepted"] <= r["candidates"]
+    # every request was generated once, then answered again from the cache (identical data)
+    llm = m["llm"]
+    assert llm["misses"] > 0 and llm["hits"] >= llm["misses"]
+    assert m["throughput"]["generated (cache misses)"] == llm["misses"]
+    for variant in ("baseline", "qra", "natgen", "llm_both"):
+        assert (run / "models" / "augment" / f"{variant}-seed42" / "model" / "model.safetensors").exists()
+    for ext in ("png", "svg", "pdf"):
+        assert (run / "figures" / f"chatdance_filter_cosqa.{ext}").exists()
+
+
+@pytest.mark.slow
 def test_smoke_run_of_data_maps_and_select_then_mixup(smoke_chain):
     """03 trains the data-map run (both dynamics modes) and 04 reuses it from the same run folder;
     05 and 06 analyse its models, 07 reports its table."""

@@ -85,6 +85,29 @@ class Params:
     mixup_alpha: float = 0.4
     mixup_fraction: float = 0.5
     mixup_layer: int = 0  # 0 = pooled representations; k = token states entering transformer block k
+    # LLM augmentation (02): ChatDANCE rewriting + cross-encoder filter, the QRA and NatGen baselines
+    llm_backend: str = "local"  # local (llama.cpp in-process) | server (embedded llama_cpp.server on 127.0.0.1) | openai (any OpenAI-compatible server)
+    llm_model: str = "qwen-coder-0.5b"  # qwen-coder-0.5b | smollm2-135m | a .gguf file | the model id of an openai server (or OPENAI_MODEL)
+    llm_base_url: str | None = None  # openai backend: e.g. http://127.0.0.1:8000/v1 (or OPENAI_BASE_URL; the key only from OPENAI_API_KEY)
+    llm_mode: str = "single"  # single: one rewrite per call with example turns (small local models) | batched: the paper's N-at-once prompts
+    llm_temperature: float = 0.9
+    llm_concurrency: int = 1  # requests in flight (raise it for a remote server)
+    aug_train_pairs: int = 1000  # D: the training pairs every variant of the comparison starts from
+    aug_query_pairs: int | None = 150  # pairs of D whose query is rewritten, by the LLM and by QRA (None = all of D)
+    aug_code_pairs: int | None = 20  # pairs of D whose code is rewritten, by the LLM and by NatGen (None = all of D)
+    aug_code_max_chars: int = 400  # longer functions are not rewritten (~120 tokens; with Qwen 0.5B on 2 cores a rewrite costs ~0.15 s per token of the original)
+    aug_query_rewrites: int = 5  # rewrites per query (the paper: 15; stable from 5)
+    aug_code_techniques: str = "rename_method,rename_variables,library,rewrite,simplify"
+    aug_code_per_technique: int = 1  # rewrites per technique and code (the paper: 3)
+    theta_q: float = 0.95  # keep an LLM query when the filter scores (q_aug, c) at least this
+    theta_c: float = 0.75  # keep LLM code when the filter scores (q, c_aug) at least this
+    filter_pairs: int = 2000  # training pairs of the cross-encoder filter
+    filter_negatives: int = 3  # mined hard negatives (+ random) per filter training pair
+    filter_epochs: int = 1
+    filter_max_length: int = 256  # query + code tokens the cross-encoder reads
+    aug_variants: str = "baseline,qra,natgen,llm_query,llm_code,llm_both,llm_nofilter"
+    aug_seeds: int = 1  # seeds per variant (seed, seed + 1, ...); the paper reports the mean of 3
+    aug_epochs: int = 1
     # representation analysis and case studies (05, 06): models found in the run folder
     analysis_models: str | None = None  # comma-separated model names for the alignment/uniformity scatter (None = all)
     compare_models: str | None = None  # "A,B": the two models compared side by side (None = all vs ambiguous+hard + MixUp)
@@ -141,6 +164,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         analysis_pairs=40,
         layerwise_sets="id_test,stdlib",
         neighbours_k=20,
+        llm_model="smollm2-135m",
+        aug_train_pairs=96,
+        aug_query_pairs=6,
+        aug_code_pairs=2,
+        filter_max_length=96,
+        aug_query_rewrites=2,
+        aug_code_techniques="rename_variables,simplify",
+        filter_pairs=96,
+        filter_negatives=1,
+        aug_variants="baseline,qra,natgen,llm_both",
     ),
     # the default: the full CoSQA dev pool, a short fine-tune, on a 2-core CPU
     "cpu": dict(),
@@ -161,11 +194,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         suite_queries=None,
         suite_pool=None,
         ablation_epochs=2,
+        aug_train_pairs=10000,
+        aug_query_pairs=None,
+        aug_code_pairs=2000,
+        aug_code_per_technique=3,
+        filter_pairs=20000,
+        aug_epochs=2,
     ),
 }
 
 # the paper's protocol on an accelerator: the gpu preset with three seeds per variant
-PRESETS["paper"] = {**PRESETS["gpu"], "select_seeds": 3, "datamap_pairs": 20000, "datamap_epochs": 4}
+PRESETS["paper"] = {**PRESETS["gpu"], "select_seeds": 3, "datamap_pairs": 20000, "datamap_epochs": 4, "aug_seeds": 3,
+                    "aug_query_rewrites": 15}
 
 _ALLOWED_CHOICES = {
     "datamap_mode": ("in_batch", "fixed_pool"),
@@ -174,6 +214,8 @@ _ALLOWED_CHOICES = {
     "pairs_projection": ("umap", "tsne", "mds", "pca"),
     "neighbours_projection": ("umap", "tsne", "mds", "pca"),
     "clouds_projection": ("umap", "tsne", "mds", "pca"),
+    "llm_backend": ("local", "server", "openai"),
+    "llm_mode": ("single", "batched"),
 }
 
 
@@ -218,9 +260,14 @@ def resolve(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> Par
     for name in (
         "threads", "epochs", "batch_size", "train_pairs", "k", "max_query_len", "max_code_len",
         "datamap_pairs", "datamap_epochs", "select_seeds", "select_epochs", "analysis_pairs", "neighbours_k", "case_k",
+        "llm_concurrency", "aug_train_pairs", "aug_query_rewrites", "aug_code_per_technique", "filter_pairs",
+        "filter_epochs", "filter_max_length", "aug_seeds", "aug_epochs", "aug_code_max_chars",
     ):
         if getattr(params, name) < 1:
             raise ParameterError(f"parameter {name!r} must be >= 1, got {getattr(params, name)!r}")
+    for name in ("theta_q", "theta_c"):
+        if not 0.0 <= getattr(params, name) <= 1.0:
+            raise ParameterError(f"parameter {name!r} must be in [0, 1] (a cross-encoder score), got {getattr(params, name)!r}")
     # ints given for float fields become floats, so the params round-trip identically
     return replace(params, **{f.name: float(getattr(params, f.name)) for f in fields(Params) if hints[f.name] is float})
 

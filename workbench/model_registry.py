@@ -25,6 +25,7 @@ CHAPTERS = {
     "cornstack": "01_data_curation",
     "datamap": "03_data_maps",
     "select": "04_training",
+    "augment": "02_llm_augmentation",
 }
 COLUMNS = ["name", "label", "chapter", "seed", "path", "train_pairs", "train_seconds", "eval_dir", "OOD avg", "id_test"]
 _SLUG = re.compile(r"^(?P<subset>.+?)(?P<mixup>-mixup)?-seed(?P<seed>\d+)$")
@@ -43,6 +44,10 @@ def _label(parts: tuple[str, ...]) -> tuple[str, int | None]:
         if subset.replace("_", "+") in SUBSETS:
             subset = subset.replace("_", "+")
         return Variant(subset, bool(m["mixup"]), int(m["seed"])).label, int(m["seed"])
+    if head == "augment" and len(parts) == 2 and (m := _SLUG.match(parts[1])) and not m["mixup"]:
+        from .augment.comparison import LABELS
+
+        return LABELS.get(m["subset"], m["subset"]), int(m["seed"])
     if head == "cornstack" and len(parts) == 2:
         return f"CoRNStack: {parts[1]}", None
     if head == "datamap":

@@ -21,6 +21,7 @@ import os
 import random
 import threading
 import time
+import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -315,6 +316,9 @@ class LlamaCppBackend:
             )
         except Exception as e:  # llama.cpp raises ValueError on files it cannot load
             raise LLMError(f"{self.model_path}: llama.cpp could not load it: {e}") from e
+        # freed when the backend goes away or at interpreter exit, before module teardown (otherwise
+        # Llama.__del__ can raise a TypeError while the interpreter shuts down)
+        self._finalizer = weakref.finalize(self, self._llm.close)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "llama_cpp", "model": self.model_path.name, "sha256": self.sha256}
@@ -335,7 +339,7 @@ class LlamaCppBackend:
 
     def close(self) -> None:
         with self._lock:
-            self._llm.close()
+            self._finalizer()
 
     def __repr__(self) -> str:
         return f"LlamaCppBackend({self.model_path.name!r}, n_ctx={self.n_ctx}, n_threads={self.n_threads})"

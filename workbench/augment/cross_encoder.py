@@ -1,0 +1,865 @@
+"""The ChatDANCE filter: a cross-encoder that scores a (query, code) pair in [0, 1].
+
+ChatDANCE (Wang et al., ``shared/papers/002``, section III-B, Eq. 4; ``docs/methods.md`` section 2)
+concatenates query and code into one sequence, ``score = f_cross([Q, C])``, trains the model on the
+original training pairs (AdamW, lr 8e-5, weight decay 0.01) and keeps an augmented code when
+``score(q, c_aug) >= theta_c = 0.75`` and an augmented query when ``score(q_aug, c) >= theta_q = 0.95``.
+
+Here the backbone is a Hugging Face folder (all-MiniLM-L6-v2 by default) with a fresh one-logit
+head (``AutoModelForSequenceClassification``, ``num_labels=1``); ``score = sigmoid(logit)``. The
+paper does not say which negatives the filter sees; we use, per training pair: the pair itself as
+a positive, its ``negatives`` hardest non-gold codes under a bi-encoder (the CoRNStack miner of
+:mod:`workbench.curation`, with its false-negative guard; codes whose text equals the gold, or whose
+query equals this query, are never negatives) and one random code, all labelled 0. Loss: binary
+cross-entropy on the logit. Query and code are tokenised as a sentence pair, truncated
+``longest_first`` to ``max_length`` tokens (queries are short, so the code is what gets cut), which is
+also what ``sentence_transformers.CrossEncoder`` does, so the saved folder loads there and scores the same.
+
+The finished model folder holds ``workbench_cross_encoder.json`` (training parameters, a fingerprint
+of the pairs, timings); :func:`train_cross_encoder` reuses the folder when they match. Validation:
+:func:`validate_cosqa` on the 604 human-labelled CoSQA dev pairs, :func:`validate_pairs` on held-out
+mined pairs with hard or random negatives; both report :func:`binary_metrics`.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from workbench.errors import InputFormatError, ParameterError, WorkbenchError
+from workbench.progress import tqdm
+from workbench.store import atomic_write_json, cache_key
+
+__all__ = [
+    "CONFIG_NAME",
+    "THETA_CODE",
+    "THETA_QUERY",
+    "CrossEncoderFilter",
+    "binary_metrics",
+    "load_cosqa_labelled",
+    "mine_negatives",
+    "pair_examples",
+    "pairwise_accuracy",
+    "score_figure",
+    "strip_docstring",
+    "threshold_table",
+    "train_cross_encoder",
+    "validate_cosqa",
+    "validate_pairs",
+]
+
+THETA_CODE = 0.75
+"""ChatDANCE's threshold for augmented code: keep (q, c_aug) when its score >= 0.75."""
+THETA_QUERY = 0.95
+"""ChatDANCE's threshold for augmented queries: keep (q_aug, c) when its score >= 0.95."""
+DEFAULT_THRESHOLDS = (0.5, THETA_CODE, THETA_QUERY)
+CONFIG_NAME = "workbench_cross_encoder.json"
+FORMAT_VERSION = 1
+WARMUP_FRACTION = 0.1
+"""Linear warmup over the first 10% of the steps, then linear decay to 0."""
+MAX_GRAD_NORM = 1.0
+FALSE_NEGATIVE_GAMMA = 0.95
+"""CoRNStack's guard: a candidate with S_ij > gamma * S_ii is a likely false negative and not used."""
+REQUIRED_COLUMNS = ("id", "query", "code")
+_ST_ACTIVATION = "torch.nn.modules.activation.Sigmoid"
+HEADS = ("segment_cosine", "classifier")
+DEFAULT_LR = 2e-5
+HEAD_CONFIG_KEY = "workbench_head"
+HEAD_LR = 1e-3
+"""Learning rate of the segment-cosine head's two scalars (scale, bias); the encoder uses ``lr``."""
+CALIBRATION_EXAMPLES = 96
+"""Training examples whose cosines set the segment-cosine head's starting bias (see :func:`train_cross_encoder`)."""
+
+
+def _check_head(head: Any) -> str:
+    if head not in HEADS:
+        raise ParameterError(f"head: expected one of {list(HEADS)}, got {head!r}")
+    return str(head)
+
+
+# ------------------------------------------------------------------------------ input checks
+def _check_pairs(pairs: Any, what: str, columns: Sequence[str] = REQUIRED_COLUMNS) -> pd.DataFrame:
+    if not isinstance(pairs, pd.DataFrame):
+        raise ParameterError(f"{what}: expected a pandas DataFrame with columns {list(columns)}, got {type(pairs).__name__}")
+    missing = [c for c in columns if c not in pairs.columns]
+    if missing:
+        raise ParameterError(f"{what}: missing column(s) {missing}; present: {list(pairs.columns)}")
+    if len(pairs) == 0:
+        raise ParameterError(f"{what}: no pairs (empty DataFrame)")
+    for c in ("query", "code"):
+        if c in columns:
+            bad = [i for i, t in enumerate(pairs[c].tolist()) if not isinstance(t, str) or not t.strip()]
+            if bad:
+                raise ParameterError(f"{what}: column '{c}' has empty or non-text values at rows {bad[:5]}")
+    return pairs.reset_index(drop=True)
+
+
+def _check_positive_int(name: str, v: Any, minimum: int = 1) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
+        raise ParameterError(f"{name}: expected an integer >= {minimum}, got {v!r}")
+    return int(v)
+
+
+def _check_rate(name: str, v: Any, positive: bool) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+        raise ParameterError(f"{name}: expected a finite number, got {v!r}")
+    if v < 0 or (positive and v == 0):
+        raise ParameterError(f"{name}: expected a number {'>' if positive else '>='} 0, got {v!r}")
+    return float(v)
+
+
+def _check_thresholds(thresholds: Sequence[float]) -> list[float]:
+    try:
+        ts = [float(t) for t in thresholds]
+    except (TypeError, ValueError):
+        raise ParameterError(f"thresholds: expected numbers in [0, 1], got {thresholds!r}") from None
+    bad = [t for t in ts if not 0.0 <= t <= 1.0]
+    if bad or not ts:
+        raise ParameterError(f"thresholds: expected one or more numbers in [0, 1], got {thresholds!r}")
+    return ts
+
+
+# ------------------------------------------------------------------------------ negatives
+def mine_negatives(
+    pairs: pd.DataFrame,
+    encoder: Any,
+    hard: int = 3,
+    random: int = 1,
+    seed: int = 0,
+    *,
+    batch_size: int = 64,
+    show_progress: bool = True,
+) -> pd.DataFrame:
+    """Negatives per pair: ``hard`` top-ranked non-gold codes under ``encoder`` plus ``random`` random codes.
+
+    Hard negatives come from :func:`workbench.curation.mine_hard_negatives` on the bi-encoder's
+    embeddings of ``pairs`` (exact search, the own code, codes with the gold's text and likely false
+    negatives with ``S_ij > 0.95 S_ii`` left out), then codes whose pair has the same query text are
+    dropped too. Random negatives are drawn (seeded) from the other pairs' codes, never a code equal
+    to the gold, one of this row's hard negatives, or a code of a pair with the same query. Returns
+    one row per negative: ``row`` (the pair), ``neg_row`` (the pair whose code is the negative),
+    ``kind`` ("hard" | "random"), ``rank`` (0-based among its kind), ``bi_score`` (S_ij; NaN for random).
+    A row can get fewer than asked when the pool is small.
+    """
+    from workbench.curation import embed_pairs, mine_hard_negatives
+
+    pairs = _check_pairs(pairs, "pairs", ("query", "code"))
+    hard = _check_positive_int("hard", hard, 0)
+    random = _check_positive_int("random", random, 0)
+    if hard and encoder is None:
+        raise ParameterError("mine_negatives: hard negatives need a bi-encoder (encoder=None); pass one or hard=0")
+    n = len(pairs)
+    queries = [str(x) for x in pairs["query"]]
+    codes = [str(x) for x in pairs["code"]]
+    q_arr, c_arr = np.asarray(queries, dtype=object), np.asarray(codes, dtype=object)
+    rows_out: list[dict[str, Any]] = []
+    chosen: list[set[int]] = [set() for _ in range(n)]
+    if hard and n > 1:
+        Q, C = embed_pairs(encoder, pairs, batch_size=batch_size, show_progress=show_progress)
+        M = min(hard + 8, n - 1)
+        hn = mine_hard_negatives(Q, C, M=M, gamma=FALSE_NEGATIVE_GAMMA, codes=codes, depth=min(2 * M + 8, n))
+        for i in range(n):
+            idx = hn.indices[i][hn.valid[i]]
+            sc = hn.scores[i][hn.valid[i]]
+            keep = q_arr[idx] != q_arr[i]
+            for r, (j, s) in enumerate(zip(idx[keep][:hard], sc[keep][:hard])):
+                rows_out.append({"row": i, "neg_row": int(j), "kind": "hard", "rank": r, "bi_score": float(s)})
+                chosen[i].add(int(j))
+    if random:
+        rng = np.random.default_rng([int(seed), 1])
+        for i in range(n):
+            got = 0
+            for j in rng.permutation(n)[: 64 + 4 * random]:
+                j = int(j)
+                if j == i or j in chosen[i] or c_arr[j] == c_arr[i] or q_arr[j] == q_arr[i]:
+                    continue
+                rows_out.append({"row": i, "neg_row": j, "kind": "random", "rank": got, "bi_score": float("nan")})
+                chosen[i].add(j)
+                got += 1
+                if got == random:
+                    break
+    out = pd.DataFrame(rows_out, columns=["row", "neg_row", "kind", "rank", "bi_score"])
+    return out.sort_values(["row", "kind", "rank"], kind="stable").reset_index(drop=True)
+
+
+def pair_examples(pairs: pd.DataFrame, negatives: pd.DataFrame) -> pd.DataFrame:
+    """Labelled examples: each pair as a positive (label 1) followed by its negatives (label 0).
+
+    Columns ``query``, ``code``, ``label`` (int), ``kind`` ("gold" | "hard" | "random"), ``row``.
+    """
+    pairs = _check_pairs(pairs, "pairs", ("query", "code"))
+    missing = [c for c in ("row", "neg_row", "kind") if c not in negatives.columns]
+    if missing:
+        raise ParameterError(f"negatives: missing column(s) {missing}")
+    queries, codes = pairs["query"].tolist(), pairs["code"].tolist()
+    by_row: dict[int, list[tuple[int, str]]] = {}
+    for r, j, k in zip(negatives["row"], negatives["neg_row"], negatives["kind"]):
+        by_row.setdefault(int(r), []).append((int(j), str(k)))
+    out: list[tuple[str, str, int, str, int]] = []
+    for i in range(len(pairs)):
+        out.append((queries[i], codes[i], 1, "gold", i))
+        for j, k in by_row.get(i, []):
+            out.append((queries[i], codes[j], 0, k, i))
+    return pd.DataFrame(out, columns=["query", "code", "label", "kind", "row"])
+
+
+# ------------------------------------------------------------------------------ the filter
+def _no_decay(name: str) -> bool:
+    return name.endswith(".bias") or "LayerNorm" in name or "layer_norm" in name
+
+
+class SegmentCosineCrossEncoder(torch.nn.Module):
+    """A cross-encoder whose logit is ``scale * cos(mean(H_q), mean(H_c)) + bias``.
+
+    ``H`` is the encoder's last hidden state of the *joint* sequence ``[CLS] q [SEP] c [SEP]`` (query and
+    code attend to each other in every layer, so this is a cross-encoder, ChatDANCE Eq. 4); ``H_q`` are
+    the tokens of segment 0 (``[CLS] q [SEP]``), ``H_c`` those of segment 1, each mean-pooled as the
+    sentence-transformers base was trained to pool. Unlike a fresh ``[CLS]`` classifier the score starts
+    out meaningful, which is what lets a few hundred CPU steps help (see :func:`train_cross_encoder`).
+    """
+
+    def __init__(self, encoder: Any, scale: float = 20.0, bias: float = 0.0) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.scale = torch.nn.Parameter(torch.tensor(float(scale)))
+        self.bias = torch.nn.Parameter(torch.tensor(float(bias)))
+
+    @property
+    def config(self) -> Any:
+        return self.encoder.config
+
+    def cosine(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+               **kw: Any) -> torch.Tensor:
+        if token_type_ids is None:
+            raise ParameterError("segment-cosine head: the tokenizer gives no token_type_ids; use head='classifier'")
+        h = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                         **kw).last_hidden_state
+        att, seg = attention_mask.to(h.dtype), token_type_ids.to(h.dtype)
+        mq, mc = (att * (1 - seg)).unsqueeze(-1), (att * seg).unsqueeze(-1)
+        q = (h * mq).sum(1) / mq.sum(1).clamp(min=1.0)
+        c = (h * mc).sum(1) / mc.sum(1).clamp(min=1.0)
+        return torch.nn.functional.cosine_similarity(q, c, dim=-1)
+
+    def forward(self, **features: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.cosine(**features) + self.bias
+
+
+@dataclass
+class CrossEncoderFilter:
+    """A (query, code) scorer in [0, 1]: ``sigmoid`` of a one-logit sequence-classification head."""
+
+    model: Any
+    """A one-logit HF sequence classifier (head "classifier") or a :class:`SegmentCosineCrossEncoder`."""
+    tokenizer: Any
+    max_length: int = 256
+    path: Path | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    from_cache: bool = False
+    """True when :func:`train_cross_encoder` loaded a finished folder instead of training."""
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str | torch.device | None = None) -> CrossEncoderFilter:
+        """Load a folder written by :func:`train_cross_encoder` (or any one-logit HF classifier folder)."""
+        from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise WorkbenchError(f"{path}: not a model folder (no config.json); train one with train_cross_encoder")
+        info = json.loads((path / CONFIG_NAME).read_text()) if (path / CONFIG_NAME).is_file() else {}
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        head = getattr(AutoConfig.from_pretrained(path), HEAD_CONFIG_KEY, None)
+        if head is not None:
+            if not isinstance(head, dict) or head.get("type") != "segment_cosine" or not {"scale", "bias"} <= set(head):
+                raise WorkbenchError(f"{path / 'config.json'}: field {HEAD_CONFIG_KEY!r} is malformed: {head!r:.120}")
+            model = SegmentCosineCrossEncoder(AutoModel.from_pretrained(path), head["scale"], head["bias"])
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(path)
+            if int(model.config.num_labels) != 1:
+                raise WorkbenchError(f"{path}: the model has {model.config.num_labels} labels; a filter needs 1 (one logit)")
+        max_length = int(info.get("params", {}).get("max_length") or min(int(tokenizer.model_max_length), 512))
+        if device is not None:
+            model.to(torch.device(device))
+        model.eval()
+        return cls(model, tokenizer, max_length, path, info)
+
+    @classmethod
+    def from_base(
+        cls, base: str | os.PathLike = "minilm", max_length: int = 256, seed: int = 0, head: str = "segment_cosine"
+    ) -> CrossEncoderFilter:
+        """The untrained filter: ``base`` with a fresh ``head`` ("segment_cosine": scale 20, bias 0;
+        "classifier": a random one-logit layer on the pooled ``[CLS]``, initialised under ``seed``)."""
+        from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        from workbench.models.registry import resolve_model
+
+        head = _check_head(head)
+        folder = resolve_model(base)
+        torch.manual_seed(int(seed))
+        level = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # "newly initialized: classifier.*" is expected here
+        try:
+            if head == "classifier":
+                model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1)
+            else:
+                model = SegmentCosineCrossEncoder(AutoModel.from_pretrained(folder, add_pooling_layer=False))
+        finally:
+            hf_logging.set_verbosity(level)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model.eval()
+        info = {"base": str(base), "head": head}
+        return cls(model, tokenizer, _check_positive_int("max_length", max_length, 8), None, info)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _features(self, queries: Sequence[str], codes: Sequence[str]) -> dict[str, torch.Tensor]:
+        batch = self.tokenizer(
+            list(queries), list(codes), padding=True, truncation="longest_first",
+            max_length=self.max_length, return_tensors="pt",
+        )
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def logits(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The head's logit per pair (with gradients when the model trains)."""
+        if isinstance(self.model, SegmentCosineCrossEncoder):
+            return self.model(**features)
+        return self.model(**features).logits.squeeze(-1)
+
+    def score(
+        self, queries: Sequence[str], codes: Sequence[str], batch_size: int = 64, show_progress: bool = False
+    ) -> np.ndarray:
+        """``sigmoid(f_cross([q, c]))`` per pair (ChatDANCE Eq. 4), float32 in [0, 1], in input order.
+
+        Pairs are batched longest first so each batch pads little; eval mode, no gradients.
+        """
+        if isinstance(queries, str) or isinstance(codes, str):
+            raise ParameterError("score: pass sequences of texts, not a single string")
+        queries, codes = list(queries), list(codes)
+        if len(queries) != len(codes):
+            raise ParameterError(f"score: {len(queries)} queries but {len(codes)} codes; they must pair up")
+        if not queries:
+            raise ParameterError("score: no pairs to score (empty input)")
+        bad = [i for i, t in enumerate(queries + codes) if not isinstance(t, str)]
+        if bad:
+            i = bad[0]
+            which = "queries" if i < len(queries) else "codes"
+            raise ParameterError(f"score: {which}[{i % len(queries)}] is a {type((queries + codes)[i]).__name__}, not text")
+        batch_size = _check_positive_int("batch_size", batch_size)
+        lengths = np.fromiter((len(q) + len(c) for q, c in zip(queries, codes)), dtype=np.int64, count=len(queries))
+        order = np.argsort(-lengths, kind="stable")
+        out = np.empty(len(queries), dtype=np.float32)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                starts = range(0, len(order), batch_size)
+                for s in tqdm(starts, desc="cross-encoder score", unit="batch", disable=not show_progress):
+                    idx = order[s : s + batch_size]
+                    logit = self.logits(self._features([queries[i] for i in idx], [codes[i] for i in idx]))
+                    out[idx] = torch.sigmoid(logit.float()).cpu().numpy()
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def save(self, path: str | os.PathLike, info: dict[str, Any] | None = None) -> Path:
+        """Write a folder that :meth:`load` loads (and, for head "classifier" only,
+        ``sentence_transformers.CrossEncoder(path)``; a segment-cosine folder holds the plain encoder plus
+        ``scale`` / ``bias`` under ``workbench_head`` in ``config.json``, which only :meth:`load` reads).
+
+        Written into a temporary folder beside ``path`` and renamed into place (``info`` last, as
+        ``workbench_cross_encoder.json``). An existing ``path`` is replaced only when it is empty or
+        a filter folder (it holds that json), never another folder.
+        """
+        path = Path(path)
+        _check_replaceable(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            if isinstance(self.model, SegmentCosineCrossEncoder):
+                enc = self.model.encoder
+                setattr(enc.config, HEAD_CONFIG_KEY, {"type": "segment_cosine", "scale": float(self.model.scale),
+                                                      "bias": float(self.model.bias)})
+                enc.save_pretrained(tmp, safe_serialization=True)
+            else:
+                cfg = self.model.config
+                cfg.sentence_transformers = {**getattr(cfg, "sentence_transformers", {}), "activation_fn": _ST_ACTIVATION}
+                self.model.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.model_max_length = self.max_length  # CrossEncoder truncates at the same length
+            self.tokenizer.save_pretrained(tmp)
+            info = {**(info if info is not None else self.info), "format_version": FORMAT_VERSION}
+            atomic_write_json(tmp / CONFIG_NAME, info)
+            old = None
+            if path.exists():
+                old = path.with_name(f".{path.name}.old-{os.getpid()}-{time.time_ns()}")
+                os.replace(path, old)
+            os.replace(tmp, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        self.path, self.info = path, info
+        return path
+
+
+def _check_replaceable(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise ParameterError(f"out_dir: {path} exists and is a file, not a folder")
+    if path.is_dir() and any(path.iterdir()) and not (path / CONFIG_NAME).is_file():
+        raise ParameterError(
+            f"out_dir: {path} exists, is not empty and holds no {CONFIG_NAME}; refusing to replace it "
+            "(pick a new folder for the filter)"
+        )
+
+
+# ------------------------------------------------------------------------------ training
+def _cache_params(
+    pairs: pd.DataFrame, base: str, miner: str, negatives: int, epochs: int, lr: float, weight_decay: float,
+    batch_size: int, max_length: int, seed: int, head: str, balanced: bool,
+) -> dict[str, Any]:
+    from workbench.curation import texts_fingerprint
+
+    return {
+        "format_version": FORMAT_VERSION,
+        "base": base,
+        "miner": miner,
+        "negatives": negatives,
+        "random_negatives": 1,
+        "false_negative_gamma": FALSE_NEGATIVE_GAMMA,
+        "epochs": epochs,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "warmup_fraction": WARMUP_FRACTION,
+        "max_grad_norm": MAX_GRAD_NORM,
+        "batch_size": batch_size,
+        "max_length": max_length,
+        "seed": seed,
+        "loss": "bce_with_logits",
+        "head": head,
+        "head_lr": HEAD_LR if head == "segment_cosine" else None,
+        "calibration_examples": CALIBRATION_EXAMPLES if head == "segment_cosine" else None,
+        "class_balanced": balanced,
+        "n_pairs": len(pairs),
+        "pairs_fingerprint": texts_fingerprint(
+            [str(x) for x in pairs["id"]], [str(x) for x in pairs["query"]], [str(x) for x in pairs["code"]]
+        ),
+    }
+
+
+def _name(x: str | os.PathLike) -> str:
+    from workbench.models.registry import available_models
+
+    s = str(x)
+    return s if s in available_models() else str(Path(s).expanduser().resolve())
+
+
+def train_cross_encoder(
+    pairs: pd.DataFrame,
+    out_dir: str | Path,
+    base: str = "minilm",
+    negatives: int = 3,
+    epochs: int = 1,
+    lr: float = DEFAULT_LR,
+    weight_decay: float = 0.01,
+    batch_size: int = 16,
+    max_length: int = 256,
+    seed: int = 0,
+    show_progress: bool = True,
+    *,
+    miner: str | os.PathLike | None = None,
+    device: str = "auto",
+    head: str = "segment_cosine",
+    class_balanced: bool = True,
+) -> CrossEncoderFilter:
+    """Train the ChatDANCE filter on ``pairs`` (columns ``id``, ``query``, ``code``) into ``out_dir``.
+
+    Examples: each pair (label 1), its ``negatives`` hard negatives under the bi-encoder ``miner``
+    (default: ``base`` loaded as a bi-encoder) and one random negative (label 0), see
+    :func:`mine_negatives`. Binary cross-entropy on the logit, AdamW with the paper's lr 8e-5 and
+    weight decay 0.01 (biases and LayerNorm weights not decayed, the usual BERT recipe), linear warmup
+    over 10% of the steps then linear decay, gradient norm clipped at 1, examples shuffled under ``seed``. When ``out_dir`` holds a
+    finished filter whose ``workbench_cross_encoder.json`` has the same parameters and pairs
+    fingerprint, it is loaded instead (``from_cache`` True). Torch threads are not changed here
+    (``workbench.runtime.set_threads``).
+    """
+    from transformers import get_linear_schedule_with_warmup
+
+    from workbench.models import BiEncoder
+    from workbench.runtime import pick_device, seed_everything
+
+    pairs = _check_pairs(pairs, "pairs")
+    negatives = _check_positive_int("negatives", negatives, 0)
+    epochs = _check_positive_int("epochs", epochs)
+    batch_size = _check_positive_int("batch_size", batch_size)
+    max_length = _check_positive_int("max_length", max_length, 8)
+    lr = _check_rate("lr", lr, positive=True)
+    weight_decay = _check_rate("weight_decay", weight_decay, positive=False)
+    head = _check_head(head)
+    if not isinstance(class_balanced, bool):
+        raise ParameterError(f"class_balanced: expected True or False, got {class_balanced!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ParameterError(f"seed: expected an integer, got {seed!r}")
+    seed = int(seed)
+    if len(pairs) < 2:
+        raise ParameterError(f"pairs: need at least 2 pairs to draw negatives from, got {len(pairs)}")
+    out_dir = Path(out_dir)
+    base_name, miner_name = _name(base), _name(miner if miner is not None else base)
+    params = _cache_params(
+        pairs, base_name, miner_name, negatives, epochs, lr, weight_decay, batch_size, max_length, seed, head,
+        class_balanced,
+    )
+    key = cache_key(params)
+    cfg_path = out_dir / CONFIG_NAME
+    if cfg_path.is_file():
+        try:
+            saved = json.loads(cfg_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            saved = {}
+        if saved.get("key") == key and saved.get("params") == json.loads(json.dumps(params)):
+            filt = CrossEncoderFilter.load(out_dir, device=pick_device(device))
+            filt.from_cache = True
+            return filt
+    _check_replaceable(out_dir)
+    dev = pick_device(device)
+
+    t0 = time.perf_counter()
+    seed_everything(seed)
+    encoder = BiEncoder.load(miner if miner is not None else base, device=dev)
+    negs = mine_negatives(pairs, encoder, hard=negatives, random=1, seed=seed, show_progress=show_progress)
+    del encoder
+    examples = pair_examples(pairs, negs)
+    mine_s = time.perf_counter() - t0
+
+    filt = CrossEncoderFilter.from_base(base, max_length=max_length, seed=seed, head=head)
+    filt.model.to(dev)
+    model = filt.model
+    calibration = _calibrate_bias(filt, examples, seed) if head == "segment_cosine" else None
+    scalars = ("scale", "bias")
+    body = [(n, p) for n, p in model.named_parameters() if not (head == "segment_cosine" and n in scalars)]
+    groups = [
+        {"params": [p for n, p in body if not _no_decay(n)], "weight_decay": weight_decay},
+        {"params": [p for n, p in body if _no_decay(n)], "weight_decay": 0.0},
+    ]
+    if head == "segment_cosine":
+        groups.append({"params": [model.scale, model.bias], "weight_decay": 0.0, "lr": HEAD_LR})
+    opt = torch.optim.AdamW(groups, lr=lr)
+    steps_per_epoch = math.ceil(len(examples) / batch_size)
+    total = steps_per_epoch * epochs
+    sched = get_linear_schedule_with_warmup(opt, int(round(WARMUP_FRACTION * total)), total)
+    n_pos = int(examples["label"].sum())
+    pos_weight = (len(examples) - n_pos) / n_pos if class_balanced else 1.0
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight, device=dev))
+    rng = np.random.default_rng([seed, 2])
+    q_all, c_all = examples["query"].tolist(), examples["code"].tolist()
+    y_all = torch.tensor(examples["label"].to_numpy(), dtype=torch.float32)
+    losses: list[float] = []
+    model.train()
+    t1 = time.perf_counter()
+    bar = tqdm(total=total, desc="train cross-encoder", unit="step", disable=not show_progress)
+    try:
+        for _ in range(epochs):
+            order = rng.permutation(len(examples))
+            for s in range(0, len(order), batch_size):
+                idx = order[s : s + batch_size]
+                feats = filt._features([q_all[i] for i in idx], [c_all[i] for i in idx])
+                loss = loss_fn(filt.logits(feats).float(), y_all[idx].to(dev))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+                opt.step()
+                sched.step()
+                losses.append(float(loss.detach()))
+                bar.update(1)
+                if len(losses) % 10 == 0:
+                    bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
+    finally:
+        bar.close()
+    model.eval()
+    train_s = time.perf_counter() - t1
+    tenth = max(1, len(losses) // 10)
+    counts = examples["kind"].value_counts().to_dict()
+    info = {
+        "key": key,
+        "params": params,
+        "examples": {"total": len(examples), **{k: int(v) for k, v in counts.items()}},
+        "steps": total,
+        "pos_weight": pos_weight,
+        "calibration": calibration,
+        "loss_first_tenth": float(np.mean(losses[:tenth])),
+        "loss_last_tenth": float(np.mean(losses[-tenth:])),
+        "mine_seconds": round(mine_s, 2),
+        "train_seconds": round(train_s, 2),
+        "device": str(dev),
+        "torch_threads": torch.get_num_threads(),
+        "versions": {"torch": torch.__version__, "transformers": _version("transformers")},
+    }
+    filt.save(out_dir, info)
+    filt.model.to(dev)
+    return filt
+
+
+def _calibrate_bias(filt: CrossEncoderFilter, examples: pd.DataFrame, seed: int) -> dict[str, float]:
+    """Start the segment-cosine head at ``bias = -scale * m``, ``m`` the midpoint of the mean cosine of
+    positives and of negatives over :data:`CALIBRATION_EXAMPLES` seeded training examples, so the first
+    steps are spent learning, not shifting scores towards 0.5."""
+    model = filt.model
+    sub = examples.sample(min(CALIBRATION_EXAMPLES, len(examples)), random_state=seed)
+    y = sub["label"].to_numpy() == 1
+    model.eval()
+    with torch.inference_mode():
+        cos = model.cosine(**filt._features(sub["query"].tolist(), sub["code"].tolist())).float().cpu().numpy()
+    pos = float(cos[y].mean()) if y.any() else float(cos.mean())
+    neg = float(cos[~y].mean()) if (~y).any() else float(cos.mean())
+    with torch.no_grad():
+        model.bias.fill_(-float(model.scale) * 0.5 * (pos + neg))
+    return {"n": len(sub), "cos_pos": pos, "cos_neg": neg, "bias": float(model.bias)}
+
+
+def _version(dist: str) -> str:
+    import importlib.metadata as md
+
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return ""
+
+
+# ------------------------------------------------------------------------------ metrics
+def binary_metrics(scores: Sequence[float], labels: Sequence[int], thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> dict[str, Any]:
+    """ROC-AUC and, per threshold t (predict "match" when ``score >= t``, as ChatDANCE keeps a pair),
+    accuracy, precision, recall and the kept fraction.
+
+    Returns ``{"n", "positives", "roc_auc", "mean_score_pos", "mean_score_neg", "thresholds": [{"threshold",
+    "accuracy", "precision", "recall", "kept_fraction", "kept"}, ...]}``; a value that is undefined
+    (AUC with one class only, precision when nothing is kept, recall with no positives) is None.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel()
+    if len(s) != len(y):
+        raise ParameterError(f"binary_metrics: {len(s)} scores but {len(y)} labels")
+    if len(s) == 0:
+        raise ParameterError("binary_metrics: no scores")
+    if not np.isfinite(s).all():
+        raise ParameterError("binary_metrics: scores contain NaN or infinite values")
+    if not np.isin(y, (0, 1)).all():
+        raise ParameterError(f"binary_metrics: labels must be 0 or 1, got {sorted(set(y.tolist()) - {0, 1})[:5]}")
+    y = y.astype(bool)
+    ts = _check_thresholds(thresholds)
+    pos = int(y.sum())
+    rows = []
+    for t in ts:
+        pred = s >= t
+        tp = int((pred & y).sum())
+        kept = int(pred.sum())
+        rows.append(
+            {
+                "threshold": t,
+                "accuracy": float((pred == y).mean()),
+                "precision": tp / kept if kept else None,
+                "recall": tp / pos if pos else None,
+                "kept_fraction": kept / len(s),
+                "kept": kept,
+            }
+        )
+    return {
+        "n": len(s),
+        "positives": pos,
+        "roc_auc": float(roc_auc_score(y, s)) if 0 < pos < len(s) else None,
+        "mean_score_pos": float(s[y].mean()) if pos else None,
+        "mean_score_neg": float(s[~y].mean()) if pos < len(s) else None,
+        "thresholds": rows,
+    }
+
+
+def pairwise_accuracy(gold_scores: Sequence[float], negative_scores: Sequence[float]) -> float:
+    """The fraction of (gold, negative) comparisons the gold wins (ties count half)."""
+    g = np.asarray(gold_scores, dtype=np.float64).ravel()
+    n = np.asarray(negative_scores, dtype=np.float64).ravel()
+    if len(g) != len(n) or len(g) == 0:
+        raise ParameterError(f"pairwise_accuracy: expected two equal, non-empty lists, got {len(g)} and {len(n)}")
+    return float(((g > n) + 0.5 * (g == n)).mean())
+
+
+def threshold_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """The per-threshold rows of a :func:`binary_metrics` result as a DataFrame (with ``roc_auc`` repeated)."""
+    df = pd.DataFrame(metrics["thresholds"])
+    df.insert(0, "roc_auc", metrics["roc_auc"])
+    return df
+
+
+# ------------------------------------------------------------------------------ CoSQA
+def strip_docstring(code: str) -> str:
+    """``code`` without the docstring of its function (as the mined corpus stores code); unparsable
+    code, or code that is not a single function, is returned unchanged."""
+    from workbench.corpus.mining import function_code
+
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return code
+    if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return code
+    out = function_code(code.split("\n"), tree.body[0])
+    return out if out.strip() else code
+
+
+def load_cosqa_labelled(path: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The human-labelled CoSQA pairs (``cosqa-dev.json``: a list of ``{idx, doc, code, label}``) as a
+    DataFrame ``idx, query, code, label``. Default: ``paths.cosqa_dir() / "cosqa-dev.json"``.
+
+    A malformed record raises :class:`InputFormatError` naming the file, the record's index in the
+    list (and its line) and the field.
+    """
+    from workbench import paths
+    from workbench.benchmarks import read_json_records
+
+    path = Path(path) if path is not None else paths.cosqa_dir() / "cosqa-dev.json"
+    if not path.is_file():
+        raise WorkbenchError(f"CoSQA labelled pairs not found: {path} does not exist (set WORKBENCH_COSQA)")
+    records = read_json_records(path)
+    if not records:
+        raise InputFormatError(path, "no records: the list is empty")
+    rows = []
+    for i, (line, rec) in enumerate(records):
+        where = f"record {i}" + (f" (idx {rec['idx']!r})" if "idx" in rec else "")
+        for name in ("doc", "code"):
+            v = rec.get(name)
+            if not isinstance(v, str) or not v.strip():
+                what = "missing" if name not in rec else f"expected non-empty text, got {v!r:.40}"
+                raise InputFormatError(path, f"{where}: {what}", line=line, field=name)
+        label = rec.get("label", None)
+        if isinstance(label, bool) or label not in (0, 1, "0", "1"):
+            what = "missing" if "label" not in rec else f"expected 0 or 1, got {label!r:.40}"
+            raise InputFormatError(path, f"{where}: {what}", line=line, field="label")
+        rows.append({"idx": str(rec.get("idx", i)), "query": rec["doc"], "code": rec["code"], "label": int(label)})
+    df = pd.DataFrame(rows, columns=["idx", "query", "code", "label"])
+    df.attrs["path"] = str(path)
+    return df
+
+
+def validate_cosqa(
+    filter: CrossEncoderFilter,
+    path: str | os.PathLike | None = None,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    *,
+    strip_docstrings: bool = False,
+    batch_size: int = 64,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """:func:`binary_metrics` of the filter on the human-labelled CoSQA dev pairs (604, label 1 = the
+    code answers the query). CoSQA's code keeps its docstring while the mined corpus's does not;
+    ``strip_docstrings`` removes it first. The result also holds ``scores`` and ``labels`` (lists)."""
+    df = load_cosqa_labelled(path)
+    codes = [strip_docstring(c) for c in df["code"]] if strip_docstrings else df["code"].tolist()
+    s = filter.score(df["query"].tolist(), codes, batch_size=batch_size, show_progress=show_progress)
+    out = binary_metrics(s, df["label"].to_numpy(), thresholds)
+    out.update(
+        {"path": df.attrs["path"], "strip_docstrings": bool(strip_docstrings),
+         "scores": s.astype(float).tolist(), "labels": df["label"].astype(int).tolist()}
+    )
+    return out
+
+
+def validate_pairs(
+    filter: CrossEncoderFilter,
+    heldout: pd.DataFrame,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    *,
+    negatives: str = "hard",
+    n_negatives: int = 1,
+    miner: str | os.PathLike | Any = "minilm",
+    seed: int = 0,
+    batch_size: int = 64,
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """:func:`binary_metrics` on held-out pairs: each gold pair (label 1) and ``n_negatives`` negatives
+    (label 0) per query from the held-out pool, mined by the bi-encoder ``miner`` ("hard", a registry
+    name, folder or loaded :class:`~workbench.models.BiEncoder`) or drawn at random ("random").
+
+    Adds ``pair_accuracy`` (how often a gold pair outscores a negative of its own query), ``negatives``,
+    ``queries``, and ``scores`` / ``labels`` / ``kinds`` (lists, in example order).
+    """
+    if negatives not in ("hard", "random"):
+        raise ParameterError(f"negatives: expected 'hard' or 'random', got {negatives!r}")
+    heldout = _check_pairs(heldout, "heldout", ("query", "code"))
+    n_negatives = _check_positive_int("n_negatives", n_negatives)
+    if len(heldout) < 2:
+        raise ParameterError(f"heldout: need at least 2 pairs to draw negatives from, got {len(heldout)}")
+    encoder = None
+    if negatives == "hard":
+        from workbench.models import BiEncoder
+
+        encoder = miner if isinstance(miner, BiEncoder) else BiEncoder.load(miner)
+    negs = mine_negatives(
+        heldout, encoder, hard=n_negatives if negatives == "hard" else 0,
+        random=n_negatives if negatives == "random" else 0, seed=seed, show_progress=show_progress,
+    )
+    ex = pair_examples(heldout, negs)
+    s = filter.score(ex["query"].tolist(), ex["code"].tolist(), batch_size=batch_size, show_progress=show_progress)
+    out = binary_metrics(s, ex["label"].to_numpy(), thresholds)
+    gold = pd.Series(s[ex["label"].to_numpy() == 1], index=ex.loc[ex["label"] == 1, "row"].to_numpy())
+    neg_mask = ex["label"].to_numpy() == 0
+    neg_rows = ex.loc[neg_mask, "row"].to_numpy()
+    out.update(
+        {
+            "pair_accuracy": pairwise_accuracy(gold.loc[neg_rows].to_numpy(), s[neg_mask]) if neg_mask.any() else None,
+            "negatives": negatives,
+            "queries": len(heldout),
+            "scores": s.astype(float).tolist(),
+            "labels": ex["label"].astype(int).tolist(),
+            "kinds": ex["kind"].tolist(),
+        }
+    )
+    return out
+
+
+# ------------------------------------------------------------------------------ figure
+def score_figure(
+    scores: Sequence[float], labels: Sequence[int], thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    nbins: int = 40, title: str | None = None,
+):
+    """Plotly histograms of the filter's scores for positives and negatives, thresholds as vertical lines
+    (each annotated with the share of positives and negatives it keeps)."""
+    import plotly.graph_objects as go
+
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    y = np.asarray(labels).ravel().astype(bool)
+    if len(s) != len(y) or len(s) == 0:
+        raise ParameterError(f"score_figure: expected equal, non-empty scores and labels, got {len(s)} and {len(y)}")
+    fig = go.Figure()
+    for flag, name, color in ((True, "positives", "#1f77b4"), (False, "negatives", "#d62728")):
+        part = s[y == flag]
+        fig.add_trace(go.Histogram(
+            x=part, name=f"{name} ({len(part)})", opacity=0.6, marker_color=color,
+            xbins={"start": 0.0, "end": 1.0, "size": 1.0 / nbins},
+        ))
+    for t in _check_thresholds(thresholds):
+        kp = float((s[y] >= t).mean()) if y.any() else float("nan")
+        kn = float((s[~y] >= t).mean()) if (~y).any() else float("nan")
+        fig.add_vline(
+            x=t, line_dash="dash", line_color="black",
+            annotation_text=f"{t:g}: keeps {kp:.0%} pos / {kn:.0%} neg", annotation_position="top left",
+        )
+    fig.update_layout(
+        barmode="overlay", title=title or f"Cross-encoder filter scores (n = {len(s)})",
+        xaxis_title="score = sigmoid(logit)", yaxis_title="pairs", xaxis_range=[0, 1],
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return fig
