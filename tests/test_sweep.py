@@ -249,3 +249,19 @@ def test_registry_reads_a_dead_running_run_as_interrupted(tmp_path):
     assert runs["a"]["status"] == "interrupted" and runs["b"]["status"] == "running"
     assert json.loads((tmp_path / "registry.json").read_text())["runs"]["a"]["status"] == "running"  # read only
     assert np.isnan(registry_frame(tmp_path)["seconds"].astype(float)).all()
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "sweeps").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_every_shipped_sweep_file_validates(path):
+    """The example sweeps are valid: known keys and parameters, notebooks that exist, and a table
+    whose chapter is one of the sweep's notebooks."""
+    spec = load_sweep(path)
+    runs = expand(spec)
+    assert len(runs) == len(spec.seeds) >= 3 and len({r.id for r in runs}) == len(runs)
+    assert spec.tables, f"{path.name} declares no table for workbench report"
+    from workbench.runs import select_notebooks
+
+    chapters = {p.stem for p in select_notebooks([str(nb) for nb in spec.notebooks])}
+    for table in spec.tables:
+        assert table.notebook in chapters, (table.notebook, chapters)
