@@ -287,7 +287,7 @@ def test_segment_cosine_folder_round_trip_and_malformed_head(trained, tmp_path):
     cfg = json.loads((out / "config.json").read_text())
     head = cfg["workbench_head"]
     assert head["type"] == "segment_cosine"
-    assert (head["scale"], head["bias"]) == pytest.approx((float(filt.model.scale), float(filt.model.bias)))
+    assert (head["scale"], head["bias"]) == pytest.approx((filt.model.scale.item(), filt.model.bias.item()))
     bad = tmp_path / "bad"
     bad.mkdir()
     for f in out.iterdir():
