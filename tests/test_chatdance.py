@@ -424,3 +424,15 @@ def test_rewrite_queries_against_a_real_server(llm_server, tmp_path):
     again, log2 = rewrite_queries(llm, pairs, n=2, mode="single", seed=0, show_progress=False)
     pd.testing.assert_frame_equal(cands, again)
     assert log2.to_frame().equals(log.to_frame()) and log2.llm_stats["hits"] == 6 and log2.llm_stats["misses"] == 0
+
+
+def test_every_preset_names_known_code_techniques():
+    """The presets' ``aug_code_techniques`` are techniques the code prompt knows (a typo here used to
+    fail only after the query rewrites of a cpu run)."""
+    from workbench.augment.chatdance import TECHNIQUES
+    from workbench.augment.pipeline import code_techniques
+    from workbench.config import PRESETS, resolve
+
+    for preset in PRESETS:
+        names = code_techniques(resolve(preset))
+        assert names and set(names) <= set(TECHNIQUES), (preset, names)

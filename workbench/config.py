@@ -97,7 +97,7 @@ class Params:
     aug_code_pairs: int | None = 20  # pairs of D whose code is rewritten, by the LLM and by NatGen (None = all of D)
     aug_code_max_chars: int = 400  # longer functions are not rewritten (~120 tokens; with Qwen 0.5B on 2 cores a rewrite costs ~0.15 s per token of the original)
     aug_query_rewrites: int = 5  # rewrites per query (the paper: 15; stable from 5)
-    aug_code_techniques: str = "rename_method,rename_variables,library,rewrite,simplify"
+    aug_code_techniques: str = "rename_method,rename_variables,library_functions,same_semantics,simplify"
     aug_code_per_technique: int = 1  # rewrites per technique and code (the paper: 3)
     theta_q: float = 0.95  # keep an LLM query when the filter scores (q_aug, c) at least this
     theta_c: float = 0.75  # keep LLM code when the filter scores (q, c_aug) at least this
