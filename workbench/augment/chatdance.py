@@ -38,6 +38,7 @@ from ..corpus.dedup import code_tokens
 from ..corpus.mining import function_code
 from ..errors import ParameterError
 from ..llm import Message, Sampling
+from .qra import augmented_id
 
 Mode = Literal["single", "batched"]
 MODES: tuple[str, ...] = ("single", "batched")
@@ -766,9 +767,8 @@ class ChatMany(Protocol):
     def stats(self) -> dict: ...
 
 
-def candidate_id(aug_of: str, aug_kind: str, aug_op: str, text: str) -> str:
-    """A stable 16-hex id of a rewrite (the Pair id's length)."""
-    return hashlib.sha256(f"{aug_of}\x1f{aug_kind}\x1f{aug_op}\x1f{text}".encode()).hexdigest()[:16]
+#: a stable 16-hex id of a rewrite (the Pair id's length), shared by every augmenter
+candidate_id = augmented_id
 
 
 def _stats_delta(before: dict, after: dict) -> dict[str, Any]:
@@ -798,6 +798,39 @@ def _candidate_frame(rows: list[dict[str, Any]], pairs: pd.DataFrame) -> pd.Data
     return out[cols].reset_index(drop=True)
 
 
+def _collect(
+    llm: ChatMany, reqs: list[RewriteRequest], pairs: pd.DataFrame, concurrency: int, desc: str,
+    show_progress: bool, extract: Callable[..., list[str]],
+    judge: Callable[[str, str, str, list], tuple[str | None, str, Any]], empty_reason: str,
+) -> tuple[pd.DataFrame, RewriteLog]:
+    """Send ``reqs``, extract the items of each reply and judge each against its pair:
+    ``judge(item, query, code, seen) -> (reason or None, cleaned text, what joins seen)``, where
+    ``seen`` holds what was accepted for the same original (for duplicates). A query rewrite keeps
+    the pair's code, a code rewrite its query. Returns the accepted candidates and the log."""
+    texts, delta = _send(llm, reqs, concurrency, desc, show_progress)
+    by_id = {str(i): (str(q), str(c)) for i, q, c in zip(pairs["id"], pairs["query"], pairs["code"])}
+    log = RewriteLog(requests=len(reqs), llm_stats=delta)
+    accepted: dict[str, list] = {}
+    rows: list[dict[str, Any]] = []
+    for req, raw in zip(reqs, texts):
+        query, code = by_id[req.pair_id]
+        items = extract(raw, single=req.n_expected == 1)
+        if not items:
+            log.add(req.aug_kind, req.technique, req.pair_id, req.index, 0, str(raw), empty_reason, raw=str(raw))
+            continue
+        seen = accepted.setdefault(req.pair_id, [])
+        for j, item in enumerate(items):
+            reason, text, key = judge(item, query, code, seen)
+            cid = candidate_id(req.pair_id, req.aug_kind, req.technique, text) if reason is None else None
+            log.add(req.aug_kind, req.technique, req.pair_id, req.index, j, text, reason, cid, str(raw))
+            if reason is None:
+                seen.append(key)
+                new_q, new_c = (text, code) if req.aug_kind == QUERY_KIND else (query, text)
+                rows.append({"id": cid, "aug_of": req.pair_id, "query": new_q, "code": new_c,
+                             "aug_kind": req.aug_kind, "aug_op": req.technique, "raw": raw})
+    return _candidate_frame(rows, pairs), log
+
+
 def rewrite_queries(
     llm: ChatMany,
     pairs: pd.DataFrame,
@@ -822,27 +855,12 @@ def rewrite_queries(
     the seed inside ``sampling`` is replaced).
     """
     reqs = build_query_requests(pairs, n, mode, schema, sampling, seed, alpha, examples)
-    texts, delta = _send(llm, reqs, concurrency, f"query rewrites ({mode})", show_progress)
-    by_id = {str(i): (str(q), str(c)) for i, q, c in zip(pairs["id"], pairs["query"], pairs["code"])}
-    log = RewriteLog(requests=len(reqs), llm_stats=delta)
-    accepted: dict[str, list[str]] = {}
-    rows: list[dict[str, Any]] = []
-    for req, raw in zip(reqs, texts):
-        query, code = by_id[req.pair_id]
-        items = extract_queries(raw, single=req.n_expected == 1)
-        if not items:
-            log.add(QUERY_KIND, PARAPHRASE, req.pair_id, req.index, 0, str(raw), "empty", raw=str(raw))
-            continue
-        seen = accepted.setdefault(req.pair_id, [])
-        for j, cand in enumerate(items):
-            reason = query_reject_reason(cand, query, seen, alpha, min_ratio, min_words, slack)
-            cid = candidate_id(req.pair_id, QUERY_KIND, PARAPHRASE, cand) if reason is None else None
-            log.add(QUERY_KIND, PARAPHRASE, req.pair_id, req.index, j, cand, reason, cid, str(raw))
-            if reason is None:
-                seen.append(cand)
-                rows.append({"id": cid, "aug_of": req.pair_id, "query": cand, "code": code,
-                             "aug_kind": QUERY_KIND, "aug_op": PARAPHRASE, "raw": raw})
-    return _candidate_frame(rows, pairs), log
+
+    def judge(cand: str, query: str, code: str, seen: list[str]) -> tuple[str | None, str, str]:
+        return query_reject_reason(cand, query, seen, alpha, min_ratio, min_words, slack), cand, cand
+
+    return _collect(llm, reqs, pairs, concurrency, f"query rewrites ({mode})", show_progress,
+                    extract_queries, judge, "empty")
 
 
 def rewrite_code(
@@ -869,27 +887,13 @@ def rewrite_code(
     """
     reqs = build_code_requests(pairs, techniques, per_technique, mode, schema, sampling, seed, examples)
     names = example_function_names(examples)
-    texts, delta = _send(llm, reqs, concurrency, f"code rewrites ({mode})", show_progress)
-    by_id = {str(i): (str(q), str(c)) for i, q, c in zip(pairs["id"], pairs["query"], pairs["code"])}
-    log = RewriteLog(requests=len(reqs), llm_stats=delta)
-    accepted: dict[str, list[str]] = {}
-    rows: list[dict[str, Any]] = []
-    for req, raw in zip(reqs, texts):
-        query, code = by_id[req.pair_id]
-        blocks = extract_code_blocks(raw, single=req.n_expected == 1)
-        if not blocks:
-            log.add(CODE_KIND, req.technique, req.pair_id, req.index, 0, str(raw), "no_code_block", raw=str(raw))
-            continue
-        seen = accepted.setdefault(req.pair_id, [])
-        for j, block in enumerate(blocks):
-            chk = check_code(block, code, seen, max_ratio, names, keep_imports)
-            cid = candidate_id(req.pair_id, CODE_KIND, req.technique, chk.code) if chk.reason is None else None
-            log.add(CODE_KIND, req.technique, req.pair_id, req.index, j, chk.code, chk.reason, cid, str(raw))
-            if chk.reason is None:
-                seen.append(chk.dump)
-                rows.append({"id": cid, "aug_of": req.pair_id, "query": query, "code": chk.code,
-                             "aug_kind": CODE_KIND, "aug_op": req.technique, "raw": raw})
-    return _candidate_frame(rows, pairs), log
+
+    def judge(block: str, query: str, code: str, seen: list[str]) -> tuple[str | None, str, str | None]:
+        chk = check_code(block, code, seen, max_ratio, names, keep_imports)
+        return chk.reason, chk.code, chk.dump
+
+    return _collect(llm, reqs, pairs, concurrency, f"code rewrites ({mode})", show_progress,
+                    extract_code_blocks, judge, "no_code_block")
 
 
 # --------------------------------------------------------------------------------------------
