@@ -111,6 +111,16 @@ class Params:
     aug_variants: str = "baseline,qra,natgen,llm_query,llm_code,llm_both,llm_nofilter"
     aug_seeds: int = 1  # seeds per variant (seed, seed + 1, ...); the paper reports the mean of 3
     aug_epochs: int = 1
+    # OASIS order labels (papers/001): repository negatives, annotator labels, refinement, CoSENT
+    oasis_pairs: int = 1000  # training pairs that get order labels (and train every OASIS variant)
+    oasis_negatives: int = 5  # K repository negatives per query (the paper: 5)
+    oasis_annotator: str = "mpnet"  # the embedder whose cosines are the labels (not the model being trained)
+    oasis_delta_s: float = 0.1  # a negative the LLM judge confirms gets label * (1 + delta_s) (the paper's grid: 0.05 / 0.1 / 0.2)
+    oasis_ast_threshold: float = 0.25  # AST candidates: tree edit distance / (n1 + n2) below this
+    oasis_max_nodes: int = 250  # AST size cap for the tree edit distance
+    oasis_judge_max: int | None = None  # at most this many refinement candidates go to the LLM judge (None = all)
+    oasis_contrastive_weight: float = 0.98  # w1 (InfoNCE)
+    oasis_order_weight: float = 0.02  # w2 (CoSENT)
     # representation analysis and case studies (05, 06): models found in the run folder
     analysis_models: str | None = None  # comma-separated model names for the alignment/uniformity scatter (None = all)
     compare_models: str | None = None  # "A,B": the two models compared side by side (None = all vs ambiguous+hard + MixUp)
@@ -177,6 +187,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         filter_pairs=96,
         filter_negatives=1,
         aug_variants="baseline,qra,natgen,llm_both",
+        oasis_pairs=48,
+        oasis_negatives=2,
+        oasis_judge_max=16,
     ),
     # the default: the full CoSQA dev pool, a short fine-tune, on a 2-core CPU
     "cpu": dict(),
@@ -205,6 +218,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         filter_max_length=256,
         theta_q=0.95,
         aug_epochs=2,
+        oasis_pairs=10000,
     ),
 }
 
@@ -267,9 +281,15 @@ def resolve(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> Par
         "datamap_pairs", "datamap_epochs", "select_seeds", "select_epochs", "analysis_pairs", "neighbours_k", "case_k",
         "llm_concurrency", "aug_train_pairs", "aug_query_rewrites", "aug_code_per_technique", "filter_pairs",
         "filter_epochs", "filter_max_length", "aug_seeds", "aug_epochs", "aug_code_max_chars",
+        "oasis_pairs", "oasis_negatives", "oasis_max_nodes",
     ):
         if getattr(params, name) < 1:
             raise ParameterError(f"parameter {name!r} must be >= 1, got {getattr(params, name)!r}")
+    if params.oasis_judge_max is not None and params.oasis_judge_max < 0:
+        raise ParameterError(f"parameter 'oasis_judge_max' must be None or >= 0, got {params.oasis_judge_max!r}")
+    for name in ("oasis_delta_s", "oasis_ast_threshold", "oasis_contrastive_weight", "oasis_order_weight"):
+        if not 0.0 <= getattr(params, name) <= 1.0:
+            raise ParameterError(f"parameter {name!r} must be in [0, 1], got {getattr(params, name)!r}")
     for name in ("theta_q", "theta_c"):
         if not 0.0 <= getattr(params, name) <= 1.0:
             raise ParameterError(f"parameter {name!r} must be in [0, 1] (a cross-encoder score), got {getattr(params, name)!r}")

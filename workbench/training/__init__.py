@@ -1,8 +1,8 @@
 """Training: InfoNCE loss, the trainer (checkpoints, exact resume) and the training-dynamics recorder."""
 
 from .dynamics import DYNAMICS_COLUMNS, DynamicsRecorder
-from .losses import info_nce
-from .trainer import TrainConfig, TrainingInterrupted, TrainResult, train
+from .losses import cosent, info_nce
+from .trainer import LabelledNegatives, TrainConfig, TrainingInterrupted, TrainResult, train
 
 __all__ = [
     "TrainConfig",
@@ -10,6 +10,8 @@ __all__ = [
     "TrainingInterrupted",
     "train",
     "info_nce",
+    "cosent",
+    "LabelledNegatives",
     "DynamicsRecorder",
     "DYNAMICS_COLUMNS",
 ]

@@ -9,7 +9,14 @@ embeddings q_i, c_j and temperature tau,
 
 where j runs over the batch's codes plus any extra negatives. With ``soft_targets`` it is the
 cross-entropy against a target distribution over the candidates, which MixUp (soft labels) needs.
-CoSENT (OASIS, papers/001) is planned as a separate function in this module.
+
+``cosent`` is the order objective of OASIS (papers/001, eq. 4; methods.md section 3): for labelled
+(query, code) pairs with cosines cos and similarity labels s,
+
+    L_cos = log(1 + sum over (i, j), (m, n) with s_ij > s_mn of exp((cos_mn - cos_ij) / tau))
+
+so a pair labelled more similar than another is pushed to a higher cosine (a ranking loss on the
+labels' order, not their values). ``oasis_loss`` = w1 * InfoNCE + w2 * CoSENT (w1 = 0.98, w2 = 0.02).
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import torch.nn.functional as F
 
 from workbench.errors import ParameterError
 
-__all__ = ["info_nce", "similarity_logits"]
+__all__ = ["cosent", "info_nce", "similarity_logits"]
 
 
 def similarity_logits(
@@ -96,3 +103,34 @@ def info_nce(
     if reduction == "sum":
         return per_row.sum(), logits
     return per_row, logits
+
+
+def cosent(cos: torch.Tensor, labels: torch.Tensor, temperature: float = 0.05,
+           groups: torch.Tensor | None = None) -> torch.Tensor:
+    """CoSENT over labelled pairs (OASIS eq. 4): ``log(1 + sum_{a, b: s_a > s_b} exp((cos_b - cos_a) / tau))``.
+
+    Args:
+        cos: (P,) cosine of each labelled (query, code) pair.
+        labels: (P,) similarity labels s; only their order matters (ties contribute nothing).
+        temperature: tau (the paper: 0.05, i.e. a scale of 20 as in sentence-transformers' CoSENTLoss).
+        groups: optional (P,) ids; when given only pairs of the same group (e.g. the same query)
+            are compared. By default every labelled pair of the batch is compared with every other.
+
+    Computed in float32 as a logsumexp with a zero term (the "1 +"), so it is stable for any tau.
+    """
+    if temperature <= 0:
+        raise ParameterError(f"temperature: must be > 0, got {temperature!r}")
+    if cos.dim() != 1 or labels.shape != cos.shape:
+        raise ParameterError(f"cosent: expected cos and labels of the same shape (P,), got {tuple(cos.shape)} and {tuple(labels.shape)}")
+    with torch.autocast(device_type=cos.device.type, enabled=False):
+        c = cos if cos.dtype == torch.float64 else cos.float()  # float64 stays (gradcheck)
+        s = labels.to(c)
+        diff = (c[None, :] - c[:, None]) / temperature  # [a, b] = (cos_b - cos_a) / tau
+        mask = s[:, None] > s[None, :]  # s_a > s_b
+        if groups is not None:
+            if groups.shape != cos.shape:
+                raise ParameterError(f"cosent: groups must have shape {tuple(cos.shape)}, got {tuple(groups.shape)}")
+            g = groups.to(c.device)
+            mask = mask & (g[:, None] == g[None, :])
+        terms = torch.cat([torch.zeros(1, device=c.device, dtype=c.dtype), diff[mask]])
+        return torch.logsumexp(terms, dim=0)

@@ -36,6 +36,13 @@ what the uninterrupted one did, and its ``negatives_key`` (or ``hook.key``) is p
 resume key. The ``in_batch`` dynamics still score each pair against the batch's codes only (the
 square B x B part of the logits), so the data map means the same with and without negatives.
 
+Order labels (OASIS, papers/001; ``workbench.oasis``). A hook with ``labelled = True`` returns a
+:class:`LabelledNegatives`: the texts, which batch row each negative belongs to and its similarity
+label, plus each row's positive label. The negatives still join InfoNCE as above, and with
+``order_weight`` w2 > 0 the loss is ``w1 * InfoNCE + w2 * CoSENT`` (``contrastive_weight`` w1; the
+paper: 0.98 and 0.02) where CoSENT (``losses.cosent``, temperature = ``temperature``) ranks the
+cosines of every labelled (query, code) pair of the batch by their labels.
+
 A batch may hold the same code twice (two queries for one function): each query's gold then also
 appears as a "negative" column. This is rare and harmless (rank counts only strictly higher
 logits) but lowers p_gold and adds a little noise to the loss; it is not masked.
@@ -65,16 +72,36 @@ from workbench.progress import tqdm
 from workbench.runtime import autocast_context, seed_everything
 from workbench.store import atomic_path, atomic_write_json, atomic_write_parquet, cache_key, read_json
 from workbench.training.dynamics import MODES, DynamicsRecorder, empty_frame
-from workbench.training.losses import info_nce
+from workbench.training.losses import cosent, info_nce
 from workbench.training.mixup import mix_plan, mixup_embed, mixup_loss
 
-__all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "train", "HISTORY_COLUMNS"]
+__all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "LabelledNegatives", "train", "HISTORY_COLUMNS"]
 
 HISTORY_COLUMNS = ["step", "epoch", "loss", "lr", "seconds"]
 STATE_VERSION = 1
 # Fields that do not change what training produces: left out of the resume key.
 _NOT_IN_KEY = ("save_every_steps",)
 _MIXUP_FIELDS = ("mixup_alpha", "mixup_fraction", "mixup_layer", "mixup_weight")
+_ORDER_FIELDS = ("contrastive_weight", "order_weight")
+
+
+@dataclass(frozen=True)
+class LabelledNegatives:
+    """What a labelled negatives hook returns for one batch (OASIS order labels).
+
+    ``texts[k]`` is a negative code of batch row ``rows[k]`` with similarity label ``labels[k]``;
+    ``positive_labels[i]`` is the label of row i's own (query, code) pair (1.0 in OASIS).
+    """
+
+    texts: list[str]
+    rows: np.ndarray
+    labels: np.ndarray
+    positive_labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        if not (len(self.texts) == len(self.rows) == len(self.labels)):
+            raise ParameterError(f"LabelledNegatives: {len(self.texts)} texts, {len(self.rows)} rows and "
+                                 f"{len(self.labels)} labels must have the same length")
 
 
 class TrainingInterrupted(WorkbenchError):
@@ -116,6 +143,9 @@ class TrainConfig:
     mixup_fraction: float = 1.0
     mixup_layer: int | None = None  # None = pooled representations; k = token states entering block k
     mixup_weight: float = 1.0
+    # OASIS: loss = contrastive_weight * InfoNCE + order_weight * CoSENT (needs a labelled negatives hook)
+    contrastive_weight: float = 1.0
+    order_weight: float = 0.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -173,6 +203,11 @@ class TrainConfig:
             raise bad("mixup_layer", "None (pooled representations) or an integer >= 1 (a transformer block)")
         if not is_num(self.mixup_weight) or self.mixup_weight < 0:
             raise bad("mixup_weight", "a number >= 0")
+        for name in _ORDER_FIELDS:
+            if not is_num(getattr(self, name)) or getattr(self, name) < 0:
+                raise bad(name, "a number >= 0")
+        if self.contrastive_weight == 0 and self.order_weight == 0:
+            raise bad("contrastive_weight", "a number > 0 when order_weight is 0 (the loss would be 0)")
         if self.dynamics_mode not in MODES:
             raise bad("dynamics_mode", f"one of {MODES}")
         for name in ("bf16", "drop_last"):
@@ -413,6 +448,26 @@ class _Checkpointer:
                 p.unlink(missing_ok=True)
 
 
+def _uses_order(config: TrainConfig) -> bool:
+    return config.order_weight != 0.0 or config.contrastive_weight != 1.0
+
+
+def _order_loss(q: torch.Tensor, c: torch.Tensor, neg: torch.Tensor | None, order: LabelledNegatives,
+                config: TrainConfig) -> torch.Tensor:
+    """CoSENT over the batch's labelled pairs: each (q_i, c_i) and each (q_rows[k], negative k)."""
+    import torch.nn.functional as F
+
+    with torch.autocast(device_type=q.device.type, enabled=False):
+        qn, cn = F.normalize(q.float(), dim=-1), F.normalize(c.float(), dim=-1)
+        cos = [(qn * cn).sum(-1)]
+        labels = [torch.as_tensor(np.asarray(order.positive_labels, dtype=np.float32), device=q.device)]
+        if neg is not None and len(order.texts):
+            rows = torch.as_tensor(np.asarray(order.rows, dtype=np.int64), device=q.device)
+            cos.append((qn[rows] * F.normalize(neg.float(), dim=-1)).sum(-1))
+            labels.append(torch.as_tensor(np.asarray(order.labels, dtype=np.float32), device=q.device))
+        return cosent(torch.cat(cos), torch.cat(labels), temperature=config.temperature)
+
+
 def _save_model_dir(encoder: Any, path: Path) -> Path:
     """``encoder.save`` into a temporary folder, then swap it into place."""
     tmp = path.parent / f".{path.name}.tmp"
@@ -482,6 +537,7 @@ def train(
             k: v
             for k, v in config.to_dict().items()
             if k not in _NOT_IN_KEY and (config.mixup_alpha is not None or k not in _MIXUP_FIELDS)
+            and (_uses_order(config) or k not in _ORDER_FIELDS)  # keys of runs before these fields unchanged
         },
         "data": _fingerprint_pairs(df),
         "n_pairs": n,
@@ -497,6 +553,11 @@ def train(
                 "of the resume key); pass negatives_key=... or give the hook a `key` attribute"
             )
         key_parts["negatives"] = negatives_key
+    if config.order_weight > 0 and not getattr(negatives, "labelled", False):
+        raise ParameterError(
+            "TrainConfig.order_weight > 0 needs order labels: pass negatives=<a hook with labelled = True "
+            "returning LabelledNegatives>, e.g. workbench.oasis.objective.OrderLabelHook"
+        )
     key = cache_key(key_parts)
     meta = {
         "key": key,
@@ -595,9 +656,14 @@ def train(
                 idx = batch_indices(step)
                 lr = optimizer.param_groups[0]["lr"]
                 neg_texts: list[str] = []
+                order: LabelledNegatives | None = None
                 if negatives is not None:
                     progress = (step - 1) / max(total_steps - 1, 1)
-                    neg_texts = [str(t) for t in negatives(idx, step, progress)]
+                    got = negatives(idx, step, progress)
+                    if isinstance(got, LabelledNegatives):
+                        order, neg_texts = got, [str(t) for t in got.texts]
+                    else:
+                        neg_texts = [str(t) for t in got]
                 plan = None
                 if config.mixup_alpha is not None:
                     plan = mix_plan(
@@ -614,6 +680,10 @@ def train(
                 loss, logits = info_nce(q, c, temperature=config.temperature, negatives=neg)
                 if plan is not None:
                     loss = loss + config.mixup_weight * mixup_loss(q, c, q_mix, c_mix, plan, config.temperature)
+                if config.order_weight > 0 and order is not None:
+                    loss = config.contrastive_weight * loss + config.order_weight * _order_loss(q, c, neg, order, config)
+                elif config.contrastive_weight != 1.0:
+                    loss = config.contrastive_weight * loss
                 loss.backward()
                 if config.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(encoder.parameters(), config.max_grad_norm)
