@@ -121,6 +121,9 @@ class Params:
     oasis_judge_max: int | None = None  # at most this many refinement candidates go to the LLM judge (None = all)
     oasis_contrastive_weight: float = 0.98  # w1 (InfoNCE)
     oasis_order_weight: float = 0.02  # w2 (CoSENT)
+    oasis_variants: str = "infonce,full,no_refinement,only_order,only_contrastive,ast_only,threshold_only"
+    oasis_seeds: int = 1  # seeds per variant (seed, seed + 1, ...)
+    oasis_epochs: int = 1
     # representation analysis and case studies (05, 06): models found in the run folder
     analysis_models: str | None = None  # comma-separated model names for the alignment/uniformity scatter (None = all)
     compare_models: str | None = None  # "A,B": the two models compared side by side (None = all vs ambiguous+hard + MixUp)
@@ -281,7 +284,7 @@ def resolve(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> Par
         "datamap_pairs", "datamap_epochs", "select_seeds", "select_epochs", "analysis_pairs", "neighbours_k", "case_k",
         "llm_concurrency", "aug_train_pairs", "aug_query_rewrites", "aug_code_per_technique", "filter_pairs",
         "filter_epochs", "filter_max_length", "aug_seeds", "aug_epochs", "aug_code_max_chars",
-        "oasis_pairs", "oasis_negatives", "oasis_max_nodes",
+        "oasis_pairs", "oasis_negatives", "oasis_max_nodes", "oasis_seeds", "oasis_epochs",
     ):
         if getattr(params, name) < 1:
             raise ParameterError(f"parameter {name!r} must be >= 1, got {getattr(params, name)!r}")
