@@ -351,3 +351,18 @@ def test_order_labels_build_refine_and_cache_on_the_mined_corpus(llm_server, tmp
     again = order_labels(pairs, P, llm, show_progress=False, out_root=tmp_path / "oasis")
     assert again.summary["from_cache"] and llm.stats()["requests"] == requests
     pd.testing.assert_frame_equal(again.labels["both"], built.labels["both"])
+
+
+def test_oasis_variants_parse_and_map_to_the_ablations_weights():
+    from workbench import config
+    from workbench.oasis.variants import VARIANTS, _weights, parse_variants
+
+    P = config.resolve("cpu")
+    assert parse_variants(P.oasis_variants) == list(VARIANTS)
+    with pytest.raises(ParameterError, match="unknown variant"):
+        parse_variants("full,bogus")
+    assert _weights(VARIANTS["full"].weights, P) == {"contrastive_weight": 0.98, "order_weight": 0.02}
+    assert _weights(VARIANTS["only_order"].weights, P) == {"contrastive_weight": 0.0, "order_weight": 1.0}
+    assert _weights(VARIANTS["only_contrastive"].weights, P) == {"contrastive_weight": 1.0, "order_weight": 0.0}
+    assert VARIANTS["infonce"].labels is None and VARIANTS["no_refinement"].labels == "none"
+    assert {VARIANTS[n].labels for n in ("ast_only", "threshold_only", "full")} == {"ast", "threshold", "both"}
