@@ -104,6 +104,13 @@ def test_similarity_labels_are_the_annotators_cosines_with_positives_at_one(mini
         assert r["sim_raw"] == pytest.approx(expected, abs=1e-5)
         if r["kind"] == "negative":
             assert r["label"] == pytest.approx(min(max(expected, 0.0), 1.0), abs=1e-5) and 0 <= r["label"] < 1
+    seen = []
+    some = similarity_labels(df, neg, lambda texts, side: seen.append((side, len(texts))) or encode(texts, side),
+                             query_ids=["ax0", "b1"])
+    assert set(some["query_id"]) == {"ax0", "b1"} and len(some) == 2 + 3  # ax0: 2 negatives, b1: 1
+    assert seen == [("query", 2), ("code", 5)]  # only what these queries need is embedded
+    pd.testing.assert_frame_equal(some.reset_index(drop=True),
+                                  labels[labels["query_id"].isin(["ax0", "b1"])].reset_index(drop=True))
 
 
 # ------------------------------------------------------------------------------ GMM crossing point

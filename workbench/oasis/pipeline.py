@@ -109,8 +109,7 @@ def order_labels(pairs: pd.DataFrame, params: Params, llm: Any, show_progress: b
     annotator = load_model(params.oasis_annotator, params)
     encode = lambda texts, side: annotator.encode(list(texts), kind=side, show_progress=show_progress,  # noqa: E731
                                                   bf16=params.bf16_eval)
-    raw = similarity_labels(used, negs, encode)
-    raw = raw[raw["query_id"].isin(set(train_ids))].reset_index(drop=True)
+    raw = similarity_labels(used, negs, encode, query_ids=train_ids)
     timings["annotator_seconds"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
