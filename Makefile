@@ -56,7 +56,7 @@ smoke: venv
 	HF_HUB_OFFLINE=1 $(BIN)/workbench run --preset smoke
 
 lint: venv
-	$(BIN)/ruff check workbench tests
+	$(BIN)/ruff check workbench tests tools notebooks
 
 clean-venv:
 	rm -rf $(VENV)

@@ -172,7 +172,10 @@ embeddings of rewrite and original.
 """),
 ("code", """
 encoder = experiment.fresh_encoder(P)
-encode = lambda texts, side: encoder.encode(texts, kind=side, show_progress=False)
+
+def encode(texts, side):
+    return encoder.encode(texts, kind=side, show_progress=False)
+
 originals = data.train
 llm_all = pd.concat([cands["queries"], cands["code"]], ignore_index=True)
 llm_log = pd.concat([cands["query_log"].to_frame(), cands["code_log"].to_frame()], ignore_index=True)

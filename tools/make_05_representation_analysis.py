@@ -34,7 +34,17 @@ import dataclasses
 import pandas as pd
 from IPython.display import display
 
-from workbench import cards, case_studies, embeddings, experiment, geometry, layerwise, model_registry, projection, runs
+from workbench import (
+    cards,
+    case_studies,
+    embeddings,
+    experiment,
+    geometry,
+    layerwise,
+    model_registry,
+    projection,
+    runs,
+)
 from workbench.evaluation import ranking_table
 from workbench.viz.datamap import export_for_paper
 

@@ -29,7 +29,6 @@ run_dir = None
 ("code", """
 import dataclasses
 
-import pandas as pd
 from IPython.display import HTML, display
 
 from workbench import case_studies, embeddings, experiment, model_registry, runs, selection
