@@ -373,3 +373,29 @@ def test_oasis_variants_parse_and_map_to_the_ablations_weights():
     assert _weights(VARIANTS["only_contrastive"].weights, P) == {"contrastive_weight": 1.0, "order_weight": 0.0}
     assert VARIANTS["infonce"].labels is None and VARIANTS["no_refinement"].labels == "none"
     assert {VARIANTS[n].labels for n in ("ast_only", "threshold_only", "full")} == {"ast", "threshold", "both"}
+
+
+def test_oasis_variants_train_and_score_on_built_labels(tmp_path):
+    """The ablation's training path end to end on a tiny labelled set: plain InfoNCE (no hook) and
+    the full objective (labelled hook, 0.98 / 0.02) each train, are scored, and come back in the
+    shapes the seed table takes; the full variant's resume key carries its order weights."""
+    import json
+
+    from workbench import config
+    from workbench.benchmarks import task_from_pairs
+    from workbench.oasis.pipeline import OrderLabels
+    from workbench.oasis.variants import train_variants
+
+    df = _corpus()
+    labels, codes = _labels_frame()
+    built = OrderLabels(df, codes, labels, {s: labels for s in ("none", "threshold", "ast", "both")}, {})
+    P = config.resolve("smoke", {"batch_size": 4})
+    tasks = {"id_test": task_from_pairs(df, "id_test")}
+    summaries, per_query = train_variants(built, ["infonce", "full"], [5], tasks, P, tmp_path)
+    assert sorted(summaries["model"]) == ["InfoNCE", "OASIS (full)"] and (summaries["seed"] == 5).all()
+    assert set(per_query) == {"InfoNCE", "OASIS (full)"} and len(per_query["OASIS (full)"]["id_test"]) == 1
+    full = json.loads((tmp_path / "full-seed5" / "train_config.json").read_text())
+    plain = json.loads((tmp_path / "infonce-seed5" / "train_config.json").read_text())
+    assert full["config"]["order_weight"] == 0.02 and full["config"]["contrastive_weight"] == 0.98
+    assert full["negatives"].startswith("oasis-")
+    assert "order_weight" not in plain["config"] and "negatives" not in plain  # keys of plain runs unchanged

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -227,6 +228,35 @@ def train_and_evaluate(
         atomic_write_parquet(eval_dir / f"{t}.parquet", table)
     atomic_write_parquet(summary_path, summary)  # written last: marks the evaluation complete
     return summary, per_query
+
+
+def parse_variant_names(spec: str, allowed: Any, param: str) -> list[str]:
+    """A comma-separated variants parameter (``aug_variants``, ``oasis_variants``) checked against ``allowed``."""
+    from .errors import ParameterError
+
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        raise ParameterError(f"{param}: unknown variant(s) {unknown or spec!r}; choose from {list(allowed)}")
+    return names
+
+
+def train_grid(jobs: Any, tasks: dict[str, RetrievalTask], params: Params,
+               ) -> tuple[pd.DataFrame, dict[str, dict[str, list[pd.DataFrame]]]]:
+    """:func:`train_and_evaluate` for each ``(label, seed, train_pairs, out_dir, train_kwargs, overrides)``.
+
+    Returns the summaries (one row per model and task, with ``seed``) and the per-query tables as
+    ``per_query[label][task] = [one table per seed]``, the shapes ``selection.seed_table`` and
+    ``selection.paired_vs_baseline`` take.
+    """
+    rows, per_query = [], {}
+    for label, seed, train_pairs, out_dir, train_kwargs, overrides in jobs:
+        summary, pq = train_and_evaluate(label, train_pairs, tasks, params, out_dir, train_kwargs=train_kwargs,
+                                         seed=seed, **overrides)
+        rows.append(summary.assign(seed=seed))
+        for task, table in pq.items():
+            per_query.setdefault(label, {}).setdefault(task, []).append(table)
+    return pd.concat(rows, ignore_index=True), per_query
 
 
 def results_table(summaries: list[pd.DataFrame], ood_tasks: list[str] | None = None, metric: str = "MRR") -> pd.DataFrame:

@@ -60,11 +60,9 @@ class AugVariant:
 
 def parse_variants(spec: str) -> list[str]:
     """The comma-separated ``aug_variants`` parameter, checked against :data:`LABELS`."""
-    names = [n.strip() for n in spec.split(",") if n.strip()]
-    unknown = [n for n in names if n not in LABELS]
-    if unknown or not names:
-        raise ParameterError(f"aug_variants: unknown variant(s) {unknown or spec!r}; choose from {list(LABELS)}")
-    return names
+    from ..experiment import parse_variant_names
+
+    return parse_variant_names(spec, LABELS, "aug_variants")
 
 
 def grid(names: Sequence[str], seeds: Sequence[int]) -> list[AugVariant]:
@@ -98,18 +96,11 @@ def train_variants(
     ``per_query[label][task] = [one table per seed]``, the shapes ``selection.seed_table`` and
     ``selection.paired_vs_baseline`` take.
     """
-    from ..experiment import train_and_evaluate
+    from ..experiment import train_grid
 
     missing = sorted({v.name for v in variants} - set(sets))
     if missing:
         raise ParameterError(f"train_variants: no training set for variant(s) {missing}; have {sorted(sets)}")
-    rows, per_query = [], {}
-    for v in variants:
-        summary, pq = train_and_evaluate(
-            v.label, sets[v.name], tasks, params, Path(out_root) / v.slug,
-            seed=v.seed, epochs=params.aug_epochs, dynamics_mode="none",
-        )
-        rows.append(summary.assign(seed=v.seed))
-        for task, table in pq.items():
-            per_query.setdefault(v.label, {}).setdefault(task, []).append(table)
-    return pd.concat(rows, ignore_index=True), per_query
+    overrides = {"epochs": params.aug_epochs, "dynamics_mode": "none"}
+    return train_grid([(v.label, v.seed, sets[v.name], Path(out_root) / v.slug, None, overrides) for v in variants],
+                      tasks, params)

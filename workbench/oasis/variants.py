@@ -25,11 +25,10 @@ from typing import Any
 import pandas as pd
 
 from ..config import Params
-from ..errors import ParameterError
 from .objective import OrderLabelHook
 from .pipeline import OrderLabels
 
-__all__ = ["VARIANTS", "OasisVariant", "parse_variants", "train_variants"]
+__all__ = ["VARIANTS", "parse_variants", "train_variants"]
 
 
 @dataclass(frozen=True)
@@ -50,27 +49,11 @@ VARIANTS: dict[str, VariantSpec] = {
 }
 
 
-@dataclass(frozen=True)
-class OasisVariant:
-    name: str
-    seed: int
-
-    @property
-    def label(self) -> str:
-        return VARIANTS[self.name].label
-
-    @property
-    def slug(self) -> str:
-        return f"{self.name}-seed{self.seed}"
-
-
 def parse_variants(spec: str) -> list[str]:
     """The comma-separated ``oasis_variants`` parameter, checked against :data:`VARIANTS`."""
-    names = [n.strip() for n in spec.split(",") if n.strip()]
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown or not names:
-        raise ParameterError(f"oasis_variants: unknown variant(s) {unknown or spec!r}; choose from {list(VARIANTS)}")
-    return names
+    from ..experiment import parse_variant_names
+
+    return parse_variant_names(spec, VARIANTS, "oasis_variants")
 
 
 def _weights(kind: str, params: Params) -> dict[str, float]:
@@ -88,18 +71,15 @@ def train_variants(built: OrderLabels, names: Sequence[str], seeds: Sequence[int
     Returns the summaries (one row per model and task, with ``seed``) and ``per_query[label][task]``
     (one table per seed), the shapes ``selection.seed_table`` and ``selection.paired_vs_baseline`` take.
     """
-    from ..experiment import train_and_evaluate
+    from ..experiment import train_grid
 
     pairs = built.train[["id", "query", "code"]].reset_index(drop=True)
-    rows, per_query = [], {}
+    hooks = {s: OrderLabelHook(pairs["id"], built.labels[s], built.codes) for s in {VARIANTS[n].labels for n in names} if s}
+    jobs = []
     for seed in seeds:
         for name in names:
-            spec, v = VARIANTS[name], OasisVariant(name, int(seed))
-            kwargs = {} if spec.labels is None else {"negatives": OrderLabelHook(pairs["id"], built.labels[spec.labels], built.codes)}
-            summary, pq = train_and_evaluate(v.label, pairs, tasks, params, Path(out_root) / v.slug, train_kwargs=kwargs,
-                                             seed=v.seed, epochs=params.oasis_epochs, dynamics_mode="none",
-                                             **_weights(spec.weights, params))
-            rows.append(summary.assign(seed=v.seed))
-            for task, table in pq.items():
-                per_query.setdefault(v.label, {}).setdefault(task, []).append(table)
-    return pd.concat(rows, ignore_index=True), per_query
+            spec = VARIANTS[name]
+            kwargs = {"negatives": hooks[spec.labels]} if spec.labels else None
+            overrides = {"epochs": params.oasis_epochs, "dynamics_mode": "none", **_weights(spec.weights, params)}
+            jobs.append((spec.label, int(seed), pairs, Path(out_root) / f"{name}-seed{seed}", kwargs, overrides))
+    return train_grid(jobs, tasks, params)
