@@ -3,6 +3,7 @@ the LLM judge's parsing, refinement and the CoSENT objective (papers/001)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -332,11 +333,18 @@ def test_order_labels_build_refine_and_cache_on_the_mined_corpus(llm_server, tmp
     from workbench.llm import CachedLLM, OpenAIBackend
     from workbench.oasis.pipeline import STRATEGIES, order_labels
 
-    P = config.resolve("smoke", {"oasis_pairs": 24, "oasis_negatives": 3, "oasis_judge_max": 12})
+    P = config.resolve("smoke", {"oasis_pairs": 24, "oasis_negatives": 3, "oasis_judge_max": 12, "oasis_llm_queries": 3})
     pairs = build_corpus(P.corpus)
     llm = CachedLLM(OpenAIBackend(llm_server.base_url, llm_server.model, api_key=""), tmp_path / "llm")
     built = order_labels(pairs, P, llm, show_progress=False, out_root=tmp_path / "oasis")
     assert not built.summary["from_cache"] and len(built.train) == 24
+    # the first 3 pairs asked the LLM for a docstring (from the code, its callers and callees)
+    written = built.summary["llm_queries"]
+    assert written["requested"] == 3 and written["valid"] + sum(written["rejected"].values()) == 3
+    by_llm = built.train["query_by"] == "llm"
+    assert int(by_llm.sum()) == written["valid"] and not by_llm.iloc[3:].any()
+    assert (built.train.loc[by_llm, "query"] != built.train.loc[by_llm, "query_mined"]).all()
+    assert (built.train.loc[~by_llm, "query"] == built.train.loc[~by_llm, "query_mined"]).all()
     none = built.labels["none"]
     assert (none.loc[none["kind"] == "positive", "label"] == 1.0).all()
     negs = none[none["kind"] == "negative"]
@@ -354,10 +362,19 @@ def test_order_labels_build_refine_and_cache_on_the_mined_corpus(llm_server, tmp
                            np.minimum(none.loc[lab["refined"], "label"] * (1 + P.oasis_delta_s), 1.0), atol=1e-6)
     fr = built.refined_fractions()
     assert set(fr["strategy"]) == {"threshold", "ast", "both"} and (fr["refined_fraction"] <= 1).all()
-    requests = llm.stats()["requests"]
+    requests, misses = llm.stats()["requests"], llm.stats()["misses"]
     again = order_labels(pairs, P, llm, show_progress=False, out_root=tmp_path / "oasis")
     assert again.summary["from_cache"] and llm.stats()["requests"] == requests
     pd.testing.assert_frame_equal(again.labels["both"], built.labels["both"])
+    # another delta_s is a new build, but the annotator's labels and the judge's replies are reused
+    bigger = order_labels(pairs, dataclasses.replace(P, oasis_delta_s=0.2), llm, show_progress=False,
+                          out_root=tmp_path / "oasis")
+    assert not bigger.summary["from_cache"] and bigger.summary["timings"]["annotator_cached"] == 1.0
+    assert llm.stats()["misses"] == misses  # docstrings and verdicts came from the LLM cache
+    pd.testing.assert_series_equal(bigger.labels["none"]["sim_raw"], built.labels["none"]["sim_raw"])
+    moved = bigger.labels["both"]["refined"]
+    assert np.allclose(bigger.labels["both"].loc[moved, "label"],
+                       np.minimum(none.loc[moved, "label"] * 1.2, 1.0), atol=1e-6)
 
 
 def test_oasis_variants_parse_and_map_to_the_ablations_weights():

@@ -115,6 +115,8 @@ class Params:
     oasis_pairs: int = 1000  # training pairs that get order labels (and train every OASIS variant)
     oasis_negatives: int = 5  # K repository negatives per query (the paper: 5)
     oasis_annotator: str = "mpnet"  # the embedder whose cosines are the labels (not the model being trained)
+    oasis_annotator_bf16: bool = True  # annotate under bf16 autocast (1.6-1.8x faster than fp32 on 2 cores; cosines move by at most 0.002)
+    oasis_llm_queries: int = 0  # labelled pairs whose query the LLM writes from the code, its callers and callees (OASIS step 1; 0 = the mined docstrings; ~1.5 s per query with Qwen 0.5B on 2 cores)
     oasis_delta_s: float = 0.1  # a negative the LLM judge confirms gets label * (1 + delta_s) (the paper's grid: 0.05 / 0.1 / 0.2)
     oasis_ast_threshold: float = 0.25  # AST candidates: tree edit distance / (n1 + n2) below this
     oasis_max_nodes: int = 250  # AST size cap for the tree edit distance
@@ -193,6 +195,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         oasis_pairs=48,
         oasis_negatives=2,
         oasis_judge_max=16,
+        oasis_llm_queries=4,
+        oasis_variants="infonce,full",
     ),
     # the default: the full CoSQA dev pool, a short fine-tune, on a 2-core CPU
     "cpu": dict(),
@@ -222,6 +226,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         theta_q=0.95,
         aug_epochs=2,
         oasis_pairs=10000,
+        oasis_llm_queries=2000,
     ),
 }
 
@@ -288,6 +293,8 @@ def resolve(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> Par
     ):
         if getattr(params, name) < 1:
             raise ParameterError(f"parameter {name!r} must be >= 1, got {getattr(params, name)!r}")
+    if params.oasis_llm_queries < 0:
+        raise ParameterError(f"parameter 'oasis_llm_queries' must be >= 0, got {params.oasis_llm_queries!r}")
     if params.oasis_judge_max is not None and params.oasis_judge_max < 0:
         raise ParameterError(f"parameter 'oasis_judge_max' must be None or >= 0, got {params.oasis_judge_max!r}")
     for name in ("oasis_delta_s", "oasis_ast_threshold", "oasis_contrastive_weight", "oasis_order_weight"):

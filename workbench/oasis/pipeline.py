@@ -2,7 +2,8 @@
 refines and caches the order labels a notebook shows and the OASIS training variants use
 (``shared/papers/001``; ``docs/methods.md`` section 3).
 
-Steps: ``oasis_pairs`` training pairs; K = ``oasis_negatives`` repository negatives each from the
+Steps: ``oasis_pairs`` training pairs, the first ``oasis_llm_queries`` with an LLM docstring as query
+(:mod:`.docstrings`); K = ``oasis_negatives`` repository negatives each from the
 train split (:mod:`.negatives`); annotator cosines as labels (:mod:`.labels`); the GMM crossing s*,
 threshold and AST candidates, the LLM judge and ``label * (1 + delta_s)`` (:mod:`.refine`). Everything
 is written under ``data/oasis/<key>/`` (parquet + json, atomically; the judge's replies are in the LLM
@@ -23,6 +24,7 @@ from ..config import Params
 from ..paths import data_dir
 from ..store import atomic_write_json, atomic_write_parquet, cache_key, read_json
 from . import refine
+from .docstrings import llm_docstrings
 from .labels import similarity_labels
 from .negatives import repository_negatives
 
@@ -65,9 +67,20 @@ class OrderLabels:
 
 def _key(params: Params, train_ids: list[str], llm_identity: str) -> str:
     return cache_key({"v": FORMAT_VERSION, "corpus": params.corpus, "pairs": params.oasis_pairs, "seed": params.seed,
-                      "k": params.oasis_negatives, "annotator": params.oasis_annotator, "delta_s": params.oasis_delta_s,
+                      "k": params.oasis_negatives, "annotator": params.oasis_annotator, "annotator_bf16": params.oasis_annotator_bf16,
+                      "delta_s": params.oasis_delta_s,
                       "ast": params.oasis_ast_threshold, "max_nodes": params.oasis_max_nodes,
-                      "judge_max": params.oasis_judge_max, "llm": llm_identity, "ids": train_ids})
+                      "judge_max": params.oasis_judge_max, "llm_queries": params.oasis_llm_queries,
+                      "llm": llm_identity, "ids": train_ids})
+
+
+def _raw_key(params: Params, train_ids: list[str], llm_identity: str) -> str:
+    # the LLM writes the queries of the first oasis_llm_queries pairs, so it is part of the key then
+    writer = {"llm_queries": params.oasis_llm_queries, "llm": llm_identity} if params.oasis_llm_queries else {}
+    return cache_key({"v": FORMAT_VERSION, "corpus": params.corpus, "seed": params.seed, "k": params.oasis_negatives,
+                      "annotator": params.oasis_annotator, "annotator_bf16": params.oasis_annotator_bf16,
+                      "max_query_len": params.max_query_len, "max_code_len": params.max_code_len,
+                      "ids": train_ids, **writer})
 
 
 def _load(folder: Path) -> OrderLabels | None:
@@ -92,24 +105,44 @@ def order_labels(pairs: pd.DataFrame, params: Params, llm: Any, show_progress: b
 
     train = training_sample(pairs, params.oasis_pairs, params.seed)[["id", "query", "code", "source", "path"]]
     train_ids = train["id"].astype(str).tolist()
+    llm_query_ids = train_ids[: params.oasis_llm_queries]
     identity = getattr(llm, "identity", None)  # CachedLLM: the backend's public description
-    folder = Path(out_root or data_dir() / "oasis") / _key(params, train_ids, cache_key(identity or repr(llm)))
+    llm_identity = cache_key(identity or repr(llm))
+    folder = Path(out_root or data_dir() / "oasis") / _key(params, train_ids, llm_identity)
     cached = _load(folder)
     if cached is not None:
         return cached
     timings: dict[str, float] = {}
 
-    t0 = time.perf_counter()
     pool = pairs[pairs["split"] == "train"][["id", "query", "code", "source", "path"]].reset_index(drop=True)
+    docstrings = None
+    if llm_query_ids:  # OASIS step 1: the LLM's docstrings (from the code, its callers and callees) as queries
+        t0 = time.perf_counter()
+        docstrings = llm_docstrings(pairs, llm, llm_query_ids, show_progress=show_progress)
+        written = dict(zip(docstrings.loc[docstrings["valid"], "id"], docstrings.loc[docstrings["valid"], "query_llm"]))
+        train = train.assign(query_mined=train["query"], query=train["id"].map(written).fillna(train["query"]),
+                             query_by=np.where(train["id"].isin(written), "llm", "mined"))
+        pool = pool.assign(query=pool["id"].map(written).fillna(pool["query"]))
+        timings["docstrings_seconds"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     negs = repository_negatives(pool, params.oasis_negatives, params.seed, query_ids=train_ids)
     timings["negatives_seconds"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     used = pool[pool["id"].isin(set(train_ids) | set(negs["code_id"]))].reset_index(drop=True)
-    annotator = load_model(params.oasis_annotator, params)
-    encode = lambda texts, side: annotator.encode(list(texts), kind=side, show_progress=show_progress,  # noqa: E731
-                                                  bf16=params.bf16_eval)
-    raw = similarity_labels(used, negs, encode, query_ids=train_ids)
+    # the annotator's labels are cached apart from the refinement, which has more knobs to turn
+    raw_file = folder.parent / "annotated" / f"{_raw_key(params, train_ids, llm_identity)}.parquet"
+    if raw_file.exists():
+        raw = pd.read_parquet(raw_file)
+        timings["annotator_cached"] = 1.0
+    else:
+        annotator = load_model(params.oasis_annotator, params)
+        encode = lambda texts, side: annotator.encode(list(texts), kind=side,  # noqa: E731
+                                                      show_progress=show_progress, bf16=params.oasis_annotator_bf16)
+        raw = similarity_labels(used, negs, encode, query_ids=train_ids)
+        raw_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_parquet(raw_file, raw)
     timings["annotator_seconds"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -156,6 +189,12 @@ def order_labels(pairs: pd.DataFrame, params: Params, llm: Any, show_progress: b
                   "no": int((verdicts == False).sum()), "unparsable": int(verdicts.isna().sum())},  # noqa: E712
         "timings": {k: round(v, 2) for k, v in timings.items()},
     }
+    if docstrings is not None:
+        a = docstrings.attrs
+        summary["llm_queries"] = {"requested": len(docstrings), "valid": int(docstrings["valid"].sum()),
+                                  "rejected": dict(a.get("rejected", {})), "with_callers": a.get("with_callers"),
+                                  "with_callees": a.get("with_callees"), "functions_found": a.get("functions_found"),
+                                  "seconds_graph": a.get("seconds_graph"), "seconds_llm": a.get("seconds_llm")}
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_parquet(folder / "train.parquet", train)
     atomic_write_parquet(folder / "codes.parquet", pd.DataFrame({"id": list(codes), "code": list(codes.values())}))
