@@ -42,6 +42,7 @@ __all__ = [
     "ast_candidates",
     "ast_size",
     "gmm_crossing",
+    "gmm_figure",
     "judge_requests",
     "normalized_tree_edit_distance",
     "parse_judgement",
@@ -249,3 +250,29 @@ def apply_refinement(labels: pd.DataFrame, confirmed: pd.Series, delta_s: float 
     out.loc[mask, "label"] = np.minimum(out.loc[mask, "label"] * (1 + float(delta_s)), below_one)
     out["refined"] = mask
     return out
+
+
+def gmm_figure(labels: pd.DataFrame, fit: GaussianMixtureFit, nbins: int = 50, title: str | None = None):
+    """Plotly density histogram of all annotator similarities (the scores the mixture is fitted to),
+    the two weighted Gaussian components, their sum, and the crossing point s* as a vertical line."""
+    import plotly.graph_objects as go
+
+    s = labels["sim_raw"].to_numpy(dtype=float)
+    lo, hi = float(min(s.min(), 0.0)), float(max(s.max(), 1.0))
+    fig = go.Figure()
+    fig.add_trace(go.Histogram(x=s, name=f"all scores ({len(s)})", histnorm="probability density", opacity=0.45,
+                               marker_color="#7f7f7f", xbins={"start": lo, "end": hi, "size": (hi - lo) / nbins}))
+    x = np.linspace(lo, hi, 400)
+    parts = fit.density(x)
+    for i, (dens, color) in enumerate(zip(parts, ("#d62728", "#1f77b4"))):
+        fig.add_trace(go.Scatter(x=x, y=dens, mode="lines", line={"color": color},
+                                 name=f"component {i + 1}: w={fit.weights[i]:.2f}, mean={fit.means[i]:.2f}, sd={fit.stds[i]:.2f}"))
+    fig.add_trace(go.Scatter(x=x, y=parts[0] + parts[1], mode="lines", line={"color": "black", "dash": "dot"},
+                             name="mixture"))
+    if fit.crossing is not None:
+        fig.add_vline(x=fit.crossing, line_color="green", annotation_text=f"s* = {fit.crossing:.3f}",
+                      annotation_position="top right")
+    fig.update_layout(title=title or f"Annotator similarities and the two-component GMM (n = {len(s)})",
+                      xaxis_title="annotator cosine (query, code)", yaxis_title="density",
+                      legend={"orientation": "h", "y": -0.25})
+    return fig
