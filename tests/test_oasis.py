@@ -362,6 +362,11 @@ def test_order_labels_build_refine_and_cache_on_the_mined_corpus(llm_server, tmp
                            np.minimum(none.loc[lab["refined"], "label"] * (1 + P.oasis_delta_s), 1.0), atol=1e-6)
     fr = built.refined_fractions()
     assert set(fr["strategy"]) == {"threshold", "ast", "both"} and (fr["refined_fraction"] <= 1).all()
+    from workbench.oasis.pipeline import judge_controls
+
+    controls = judge_controls(built, pairs, llm, 3, seed=0, show_progress=False)
+    assert controls["n"] == 3 and 0 <= controls["gold_yes_rate"] <= 1 and 0 <= controls["random_yes_rate"] <= 1
+    assert controls["unparsable"] <= 6
     requests, misses = llm.stats()["requests"], llm.stats()["misses"]
     again = order_labels(pairs, P, llm, show_progress=False, out_root=tmp_path / "oasis")
     assert again.summary["from_cache"] and llm.stats()["requests"] == requests

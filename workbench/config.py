@@ -112,7 +112,7 @@ class Params:
     aug_seeds: int = 1  # seeds per variant (seed, seed + 1, ...); the paper reports the mean of 3
     aug_epochs: int = 1
     # OASIS order labels (papers/001): repository negatives, annotator labels, refinement, CoSENT
-    oasis_pairs: int = 1000  # training pairs that get order labels (and train every OASIS variant)
+    oasis_pairs: int = 500  # training pairs that get order labels (and train every OASIS variant)
     oasis_negatives: int = 5  # K repository negatives per query (the paper: 5)
     oasis_annotator: str = "mpnet"  # the embedder whose cosines are the labels (not the model being trained)
     oasis_annotator_bf16: bool = True  # annotate under bf16 autocast (1.6-1.8x faster than fp32 on 2 cores; cosines move by at most 0.002)
@@ -120,6 +120,7 @@ class Params:
     oasis_delta_s: float = 0.1  # a negative the LLM judge confirms gets label * (1 + delta_s) (the paper's grid: 0.05 / 0.1 / 0.2)
     oasis_ast_threshold: float = 0.25  # AST candidates: tree edit distance / (n1 + n2) below this
     oasis_max_nodes: int = 250  # AST size cap for the tree edit distance
+    oasis_judge_controls: int = 50  # 02 asks the judge about this many gold pairs and as many random functions (its yes rates)
     oasis_judge_max: int | None = None  # at most this many refinement candidates go to the LLM judge (None = all)
     oasis_contrastive_weight: float = 0.98  # w1 (InfoNCE)
     oasis_order_weight: float = 0.02  # w2 (CoSENT)
@@ -196,6 +197,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         oasis_negatives=2,
         oasis_judge_max=16,
         oasis_llm_queries=4,
+        oasis_judge_controls=4,
         oasis_variants="infonce,full",
     ),
     # the default: the full CoSQA dev pool, a short fine-tune, on a 2-core CPU
@@ -293,6 +295,8 @@ def resolve(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> Par
     ):
         if getattr(params, name) < 1:
             raise ParameterError(f"parameter {name!r} must be >= 1, got {getattr(params, name)!r}")
+    if params.oasis_judge_controls < 0:
+        raise ParameterError(f"parameter 'oasis_judge_controls' must be >= 0, got {params.oasis_judge_controls!r}")
     if params.oasis_llm_queries < 0:
         raise ParameterError(f"parameter 'oasis_llm_queries' must be >= 0, got {params.oasis_llm_queries!r}")
     if params.oasis_judge_max is not None and params.oasis_judge_max < 0:

@@ -28,7 +28,7 @@ from .docstrings import llm_docstrings
 from .labels import similarity_labels
 from .negatives import repository_negatives
 
-__all__ = ["STRATEGIES", "OrderLabels", "order_labels"]
+__all__ = ["STRATEGIES", "OrderLabels", "judge_controls", "order_labels"]
 
 STRATEGIES = ("none", "threshold", "ast", "both")
 """Which refinement candidates go to the judge: the variants of the OASIS ablation."""
@@ -204,3 +204,28 @@ def order_labels(pairs: pd.DataFrame, params: Params, llm: Any, show_progress: b
         atomic_write_parquet(folder / f"labels-{s}.parquet", frame)
     atomic_write_json(folder / "summary.json", summary)  # written last: marks the build complete
     return OrderLabels(train, codes, out_cands, labels, {**summary, "from_cache": False})
+
+
+def judge_controls(built: OrderLabels, pairs: pd.DataFrame, llm: Any, n: int, seed: int = 0,
+                   show_progress: bool = True) -> dict[str, Any]:
+    """How far the judge's "yes" can be trusted: the same binary question for the first ``n`` labelled
+    queries with their own (gold) code and with a random function of **another** package (almost
+    surely wrong). A judge that says yes to most random functions confirms candidates by bias, not by
+    reading them. Returns the yes rates, the unparsable count and ``n``; replies go through the cache."""
+    rows = built.train.head(int(n))
+    if rows.empty:
+        return {"n": 0, "gold_yes_rate": None, "random_yes_rate": None, "unparsable": 0}
+    pool = pairs[pairs["split"] == "train"]
+    rng = np.random.default_rng(seed)
+    randoms = []
+    for src in rows["source"]:
+        other = pool.index[pool["source"].to_numpy() != src]
+        randoms.append(str(pool.at[other[rng.integers(len(other))], "code"]) if len(other) else "")
+    queries = rows["query"].tolist()
+    requests = refine.judge_requests(queries + queries, rows["code"].tolist() + randoms)
+    verdicts = [refine.parse_judgement(r) for r in
+                llm.chat_many(requests, desc="judge controls", show_progress=show_progress)]
+    gold, rand = verdicts[: len(rows)], verdicts[len(rows):]
+    rate = lambda v: sum(x is True for x in v) / len(v)  # noqa: E731
+    return {"n": len(rows), "gold_yes_rate": rate(gold), "random_yes_rate": rate(rand),
+            "unparsable": sum(x is None for x in verdicts)}
