@@ -136,6 +136,13 @@ def test_smoke_run_of_the_llm_augmentation_chapter(tmp_path):
         assert (run / "models" / "augment" / f"{variant}-seed42" / "model" / "model.safetensors").exists()
     for ext in ("png", "svg", "pdf"):
         assert (run / "figures" / f"chatdance_filter_cosqa.{ext}").exists()
+        assert (run / "figures" / f"oasis_gmm.{ext}").exists()  # section 8: the OASIS order labels
+    labels = m["oasis_labels"]
+    assert labels["pairs"] == 48 and labels["negatives"] > 0
+    assert labels["gmm"]["crossing"] is None or 0 < labels["gmm"]["crossing"] < 1
+    assert {r["strategy"] for r in m["oasis_refined"]} == {"threshold", "ast", "both"}
+    assert m["oasis_judge_controls"]["n"] == 4 and 0 <= m["oasis_judge_controls"]["random_yes_rate"] <= 1
+    assert all(r["confirmed"] <= r["judged"] <= r["candidates"] <= r["negatives"] for r in m["oasis_refined"])
 
 
 @pytest.mark.slow
@@ -165,11 +172,20 @@ def test_smoke_run_of_data_maps_and_select_then_mixup(smoke_chain):
     assert all(t["ci_low"] <= t["delta"] <= t["ci_high"] for t in ood)
     # 04 reused the data-map run of 03 instead of training it again
     assert sel["datamap_reused"] is True and "04_training" in proc.stdout
+    # 04 section 7: the OASIS labels (repository negatives, mpnet, SmolLM2 as the judge) and the ablation
+    labels = sel["oasis_labels"]
+    assert labels["pairs"] == 48 and labels["negatives"] + labels["shortfall"] == 48 * 2
+    assert labels["judge"]["sent"] <= 16 and sum(labels["judge"][k] for k in ("yes", "no", "unparsable")) == labels["judge"]["sent"]
+    assert [r["strategy"] for r in sel["oasis_refined"]] == ["threshold", "ast", "both"]
+    assert [row["model"] for row in sel["oasis_table_mean"]] == ["InfoNCE", "OASIS (full)"]
+    assert all(0 < row["OOD avg"] <= 100 for row in sel["oasis_table_mean"])
+    oasis_ood = [t for t in sel["oasis_paired_tests"] if t["task"] == "OOD avg"]
+    assert [t["variant"] for t in oasis_ood] == ["OASIS (full)"] and oasis_ood[0]["ci_low"] <= oasis_ood[0]["delta"]
 
     # 05 and 06 analysed the models 03 and 04 left in the same run folder
     metrics = json.loads((run / "metrics.json").read_text())
     rep, cases = metrics["05_representation_analysis"], metrics["06_case_studies"]
-    assert rep["models"] == 6  # zero-shot, the data-map run and 04's four variants
+    assert rep["models"] == 8  # zero-shot, the data-map run, 04's four Select-then-MixUp variants and two OASIS ones
     assert rep["compared"] == cases["compared"] == ["all", "ambiguous+hard + MixUp"]
     au = {(r["model"], r["task"]): r for r in rep["align_uniform"]}
     assert {t for _, t in au} == {"id_test", "stdlib", "cosqa_dev", "mean"}
@@ -196,7 +212,7 @@ def test_smoke_run_of_data_maps_and_select_then_mixup(smoke_chain):
 
     # 07 reported the run's own Select-then-MixUp table: the same numbers and paired tests as 04
     rep = metrics["07_report"]["report"]
-    assert rep["tables"] == ["select_then_mixup"] and rep["finished"] == 1
+    assert rep["tables"] == ["select_then_mixup", "oasis_ablation"] and rep["finished"] == 1
     table = pd.read_csv(run / "report" / "select_then_mixup.csv", header=[0, 1], index_col=0)
     for row in sel["table_mean"]:
         assert table.loc[row["model"], ("mean", "OOD avg")] == pytest.approx(row["OOD avg"], abs=1e-6)

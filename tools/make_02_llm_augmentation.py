@@ -261,10 +261,74 @@ throughput = {
     "warm-cache seconds (all requests)": round(warm_seconds, 2),
     "rewrites / s (warm cache)": round((after["requests"] - before["requests"]) / max(warm_seconds, 1e-9), 1),
 }
+llm_stats = llm.stats()  # the ChatDANCE requests (section 8 asks the LLM more)
 pd.Series(throughput)
+"""),
+("md", """
+## 8. Order labels for OASIS
+
+OASIS (methods.md section 3, papers/001) trains on graded labels instead of 0/1: for each query, K
+other functions of the **same package** (same file first) are negatives, labelled with the cosine
+of an annotator embedder (`oasis_annotator`, mpnet: not the model being trained); the gold pair is
+1.0. Refinement then looks for negatives that may answer the query too: those above their
+positive or above s*, where the two Gaussians of a mixture fitted to all scores cross
+(threshold), and those whose AST is within a normalised tree edit distance of 0.25 of the gold's
+(AST). The LLM judges each candidate with a yes/no question, and a confirmed one gets
+`label * (1 + delta_s)`. The labels are cached under `data/oasis/`; `04_training` trains the
+ablation on them.
+"""),
+("code", """
+from workbench.oasis import pipeline as oasis_pipeline
+from workbench.oasis import refine
+
+order = oasis_pipeline.order_labels(pairs, P, llm)
+print(f"{order.summary['pairs']} queries, {order.summary['negatives']} repository negatives "
+      f"({order.summary['shortfall']} missing where a package is small); timings (s): {order.summary['timings']}")
+fig = refine.gmm_figure(order.labels["none"], order.fit)
+export_for_paper(fig, run.path("figures", "oasis_gmm"))
+fig.show()
+"""),
+("md", """
+With `oasis_llm_queries > 0` the first pairs get OASIS's own queries (step 1 of the paper): the LLM
+writes a one-sentence docstring from the code plus a few of its callers and callees, found by
+static analysis of the whole package (`workbench.oasis.docstrings`: every file parsed with `ast`,
+nothing imported or run). The cpu preset keeps the mined docstrings (0); smoke writes 4, gpu 2,000.
+"""),
+("code", """
+if "llm_queries" in order.summary:
+    print("LLM docstrings:", order.summary["llm_queries"])
+    written = order.train[order.train["query_by"] == "llm"]
+    with pd.option_context("display.max_colwidth", 100):
+        display(written[["query_mined", "query"]].rename(columns={"query": "query (LLM)"}).head(8))
+"""),
+("code", """
+ast_stats = order.summary["ast"]
+print(f"AST distances: {ast_stats['computed']} computed, {ast_stats['pruned']} pruned by size, "
+      f"{ast_stats['too_large']} over {P.oasis_max_nodes} nodes; "
+      f"{(ast_stats['seconds_per_computed_pair'] or 0) * 1000:.1f} ms per computed pair")
+print("judge:", order.summary["judge"])
+refined = order.refined_fractions()
+display(refined)
+# the judge's yes rate on gold pairs and on random functions of other packages: how much a "yes" means
+controls = oasis_pipeline.judge_controls(order, pairs, llm, P.oasis_judge_controls, seed=P.seed)
+print("judge controls:", controls)
+"""),
+("code", """
+confirmed = order.candidates[order.candidates["judge"].fillna(False).astype(bool)]
+query_of = dict(zip(order.train["id"], order.train["query"]))
+with pd.option_context("display.max_colwidth", 120):
+    display(pd.DataFrame({
+        "query": confirmed["query_id"].map(query_of),
+        "negative (start)": confirmed["code_id"].map(lambda i: order.codes[i][:120]),
+        "sim": confirmed["sim_raw"].round(3), "ted": confirmed["ted"].round(3),
+        "threshold": confirmed["threshold_candidate"], "ast": confirmed["ast_candidate"],
+    }).head(8))
 """),
 ("code", """
 run.log_metrics({
+    "oasis_labels": {k: v for k, v in order.summary.items() if k != "from_cache"},
+    "oasis_refined": refined.to_dict(orient="records"),
+    "oasis_judge_controls": controls,
     "sizes": {name: len(df) for name, df in sets.items()},
     "filter_cosqa": {k: v for k, v in cosqa_check.items() if k not in ("scores", "labels")},
     "filter_heldout": {k: v for k, v in mined_check.items() if k not in ("scores", "labels", "kinds")},
@@ -275,7 +339,8 @@ run.log_metrics({
     "paired_tests": tests.to_dict(orient="records"),
     "alignment_uniformity": au.to_dict(orient="records"),
     "throughput": throughput,
-    "llm": llm.stats(),
+    "llm": llm_stats,
+    "llm_with_oasis": llm.stats(),
     "headline": {"filter CoSQA ROC-AUC": round(cosqa_check["roc_auc"], 3),
                  **{f"{name}: OOD avg MRR": round(float(row["OOD avg"]), 2) for name, row in mean.iterrows()}},
 })

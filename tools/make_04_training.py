@@ -24,6 +24,10 @@ query is trained against both codes with soft targets (lambda, 1 - lambda) in th
 (`workbench.training.mixup`; `mixup_layer=k` mixes token states at transformer block k instead).
 Every model is scored on the in-distribution test and every OOD set; with several seeds the table
 shows mean ± std, and each variant is compared with the all-data baseline query by query.
+
+Section 7 trains the **OASIS** ablation (order labels and the CoSENT objective, papers/001) on the
+same test suite. `select_subsets=""` skips Select then MixUp and `oasis_variants=""` skips OASIS, so
+a sweep can run either alone.
 """),
 ("params", """
 preset = "cpu"      # smoke | cpu | gpu | paper
@@ -54,13 +58,17 @@ The data-map run of `03_data_maps` is reused when this notebook runs in the same
 """),
 ("code", """
 pairs = build_corpus(P.corpus)
-sample, datamap_run = selection.datamap_training(pairs, P, run.path("models", "datamap"))
-dmap = cartography.categorize(cartography.data_map(datamap_run.dynamics, mode=P.datamap_mode),
-                              easy_q=P.easy_q, hard_q=P.hard_q, ambiguous_q=P.ambiguous_q)
-subsets = selection.training_subsets(sample, dmap, seed=P.seed, names=P.select_subsets.split(","))
-if P.subset_file:  # exported from the 03 explorer
-    subsets["custom"] = load_subset(P.subset_file)
-pd.DataFrame({"pairs": {name: len(df) for name, df in subsets.items()}})
+select_names = [name.strip() for name in P.select_subsets.split(",") if name.strip()]
+if select_names:
+    sample, datamap_run = selection.datamap_training(pairs, P, run.path("models", "datamap"))
+    dmap = cartography.categorize(cartography.data_map(datamap_run.dynamics, mode=P.datamap_mode),
+                                  easy_q=P.easy_q, hard_q=P.hard_q, ambiguous_q=P.ambiguous_q)
+    subsets = selection.training_subsets(sample, dmap, seed=P.seed, names=select_names)
+    if P.subset_file:  # exported from the 03 explorer
+        subsets["custom"] = load_subset(P.subset_file)
+    display(pd.DataFrame({"pairs": {name: len(df) for name, df in subsets.items()}}))
+else:
+    print("select_subsets is empty: Select then MixUp (sections 1 and 3-6) is skipped")
 """),
 ("md", """
 ## 2. The test sets
@@ -82,17 +90,18 @@ in the run folder, so an interrupted run resumes where it stopped.
 """),
 ("code", """
 seeds = [P.seed + i for i in range(P.select_seeds)]
-grid = selection.variants(list(subsets), seeds)
-zero_shot, _ = experiment.evaluate_suite(experiment.fresh_encoder(P), tasks, PE, label="zero-shot")
-rows, per_query = [], {}
-for v in grid:
-    summary, pq = experiment.train_and_evaluate(
-        v.label, subsets[v.subset], tasks, PE, run.path("models", "select", v.slug), **v.train_overrides(P))
-    rows.append(summary.assign(seed=v.seed))
-    for task, table in pq.items():
-        per_query.setdefault(v.label, {}).setdefault(task, []).append(table)
-summaries = pd.concat(rows, ignore_index=True)
-print(f"{len(grid)} models; training time {summaries.drop_duplicates(['model', 'seed'])['train_seconds'].sum() / 60:.1f} min")
+if select_names:
+    grid = selection.variants(list(subsets), seeds)
+    zero_shot, _ = experiment.evaluate_suite(experiment.fresh_encoder(P), tasks, PE, label="zero-shot")
+    rows, per_query = [], {}
+    for v in grid:
+        summary, pq = experiment.train_and_evaluate(
+            v.label, subsets[v.subset], tasks, PE, run.path("models", "select", v.slug), **v.train_overrides(P))
+        rows.append(summary.assign(seed=v.seed))
+        for task, table in pq.items():
+            per_query.setdefault(v.label, {}).setdefault(task, []).append(table)
+    summaries = pd.concat(rows, ignore_index=True)
+    print(f"{len(grid)} models; training time {summaries.drop_duplicates(['model', 'seed'])['train_seconds'].sum() / 60:.1f} min")
 """),
 ("md", """
 ## 4. The table of the paper
@@ -100,9 +109,10 @@ print(f"{len(grid)} models; training time {summaries.drop_duplicates(['model', '
 MRR (%) per test set and the average over the OOD sets; mean ± std over seeds.
 """),
 ("code", """
-mean, std = selection.seed_table(pd.concat([summaries, zero_shot.assign(seed=P.seed)]), ood_tasks)
-display(selection.format_seed_table(mean, std))
-mean[["id_test", "OOD avg"]].sort_values("OOD avg", ascending=False).round(2)
+if select_names:
+    mean, std = selection.seed_table(pd.concat([summaries, zero_shot.assign(seed=P.seed)]), ood_tasks)
+    display(selection.format_seed_table(mean, std))
+    display(mean[["id_test", "OOD avg"]].sort_values("OOD avg", ascending=False).round(2))
 """),
 ("md", """
 ## 5. Query-level paired tests against the all-data baseline
@@ -112,25 +122,25 @@ interval and p-value (queries resampled, each query's reciprocal rank averaged o
 OOD-average row resamples each OOD set's queries independently.
 """),
 ("code", """
-tests = selection.paired_vs_baseline(per_query, baseline="all", ood_tasks=ood_tasks, n_boot=P.n_boot, seed=P.seed)
-ood_rows = tests[tests["task"] == "OOD avg"].set_index("variant")
-ood_rows
+if select_names:
+    tests = selection.paired_vs_baseline(per_query, baseline="all", ood_tasks=ood_tasks, n_boot=P.n_boot, seed=P.seed)
+    ood_rows = tests[tests["task"] == "OOD avg"].set_index("variant")
+    display(ood_rows)
+    display(tests.pivot_table(index="variant", columns="task", values="delta", sort=False))
 """),
 ("code", """
-tests.pivot_table(index="variant", columns="task", values="delta", sort=False)
-"""),
-("code", """
-fig = selection.delta_figure(tests, "OOD avg")
-written = export_for_paper(fig, run.path("figures", "select_then_mixup_ood_delta"))
-print("written:", ", ".join(p.name for p in written))
-fig.show()
+if select_names:
+    fig = selection.delta_figure(tests, "OOD avg")
+    written = export_for_paper(fig, run.path("figures", "select_then_mixup_ood_delta"))
+    print("written:", ", ".join(p.name for p in written))
+    fig.show()
 """),
 ("md", """
 ## 6. The verdict on our data
 """),
 ("code", """
 target = "ambiguous+hard + MixUp"
-if target in ood_rows.index:
+if select_names and target in ood_rows.index:
     r = ood_rows.loc[target]
     verdict = "beats" if r["ci_low"] > 0 else ("loses to" if r["ci_high"] < 0 else "is not distinguishable from")
     print(f"{target} {verdict} the all-data baseline on the OOD average: {r['delta']:+.2f} MRR points, "
@@ -140,15 +150,56 @@ if target in ood_rows.index:
         rr = ood_rows.loc["random + MixUp"]
         print(f"random + MixUp (same size, no selection): {rr['delta']:+.2f} [{rr['ci_low']:+.2f}, {rr['ci_high']:+.2f}]")
 """),
+("md", """
+## 7. OASIS: order labels and the CoSENT objective (papers/001)
+
+The same pre-trained model trained on `oasis_pairs` pairs with their repository negatives and
+graded labels (built, refined and cached by `02_llm_augmentation` section 8; built here when
+missing). The loss is `w1 * InfoNCE + w2 * CoSENT` (0.98 / 0.02, tau 0.05): the negatives join
+InfoNCE as extra columns and CoSENT ranks the cosines of every labelled pair of a batch by label.
+The ablation of the paper's Table 5: full, without refinement, only the order objective, only the
+contrastive one, AST candidates only, threshold candidates only; next to plain in-batch InfoNCE
+on the same pairs. `oasis_variants=""` skips this section.
+"""),
+("code", """
+from workbench.augment import pipeline as aug_pipeline
+from workbench.oasis import pipeline as oasis_pipeline
+from workbench.oasis import variants as oasis_variants
+
+oasis_names = oasis_variants.parse_variants(P.oasis_variants) if P.oasis_variants.strip() else []
+if oasis_names:
+    order = oasis_pipeline.order_labels(pairs, P, aug_pipeline.llm_from_params(P))
+    display(order.refined_fractions())
+    oasis_seeds = [P.seed + i for i in range(P.oasis_seeds)]
+    oasis_summaries, oasis_per_query = oasis_variants.train_variants(
+        order, oasis_names, oasis_seeds, tasks, PE, run.path("models", "oasis"))
+    oasis_mean, oasis_std = selection.seed_table(oasis_summaries, ood_tasks)
+    display(selection.format_seed_table(oasis_mean, oasis_std))
+    oasis_base = oasis_variants.VARIANTS[oasis_names[0]].label
+    oasis_tests = selection.paired_vs_baseline(oasis_per_query, baseline=oasis_base, ood_tasks=ood_tasks,
+                                               n_boot=P.n_boot, seed=P.seed)
+    display(oasis_tests[oasis_tests["task"].isin(["OOD avg", "id_test"])]
+            .pivot_table(index="variant", columns="task", values="delta", sort=False).round(2))
+    print(f"training time {oasis_summaries.drop_duplicates(['model', 'seed'])['train_seconds'].sum() / 60:.1f} min")
+"""),
 ("code", """
 run.log_metrics({
-    "table_mean": mean.reset_index().to_dict(orient="records"),
-    "table_std": std.reset_index().to_dict(orient="records"),
-    "paired_tests": tests.to_dict(orient="records"),
-    "subset_sizes": {name: len(df) for name, df in subsets.items()},
-    "seeds": seeds,
-    "datamap_reused": datamap_run.resumed_from_step == datamap_run.steps,
-    "headline": {f"{name}: OOD avg MRR": round(float(row["OOD avg"]), 2) for name, row in mean.iterrows()},
+    **({"oasis_table_mean": oasis_mean.reset_index().to_dict(orient="records"),
+        "oasis_table_std": oasis_std.reset_index().to_dict(orient="records"),
+        "oasis_paired_tests": oasis_tests.to_dict(orient="records"),
+        "oasis_refined": order.refined_fractions().to_dict(orient="records"),
+        "oasis_labels": {k: v for k, v in order.summary.items() if k != "from_cache"}} if oasis_names else {}),
+    **({"table_mean": mean.reset_index().to_dict(orient="records"),
+        "table_std": std.reset_index().to_dict(orient="records"),
+        "paired_tests": tests.to_dict(orient="records"),
+        "subset_sizes": {name: len(df) for name, df in subsets.items()},
+        "seeds": seeds,
+        "datamap_reused": datamap_run.resumed_from_step == datamap_run.steps} if select_names else {}),
+    "headline": {
+        **({f"{name}: OOD avg MRR": round(float(row["OOD avg"]), 2) for name, row in mean.iterrows()} if select_names else {}),
+        **({f"OASIS {name}: OOD avg MRR": round(float(row["OOD avg"]), 2) for name, row in oasis_mean.iterrows()}
+           if oasis_names else {}),
+    },
 })
 print("metrics written to", run.dir / "metrics.json")
 """),

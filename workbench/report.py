@@ -42,6 +42,10 @@ DEFAULT_TABLES = (
               title="Select then MixUp: MRR (%) per test set"),
     TableSpec("cornstack_ablation", "01_data_curation", "ablation", baseline="none", models="cornstack",
               title="CoRNStack ablation: MRR (%) per test set"),
+    TableSpec("chatdance", "02_llm_augmentation", "table_mean", baseline="baseline", models="augment",
+              title="ChatDANCE comparison: MRR (%) per test set"),
+    TableSpec("oasis_ablation", "04_training", "oasis_table_mean", baseline="InfoNCE", models="oasis",
+              title="OASIS ablation: MRR (%) per test set"),
 )
 NOT_TASKS = {"OOD avg", "seeds", "model", "seed", "run"}
 
