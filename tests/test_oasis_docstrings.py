@@ -309,6 +309,13 @@ def test_parse_docstring_rejects_a_sentence_copied_from_the_context():
     assert parse_docstring("Return the sum of two numbers.", "add", [callee]) == "Return the sum of two numbers."
 
 
+def test_parse_docstring_rejects_the_worked_examples_answer():
+    # seen with Qwen2.5-Coder-0.5B on pandas' non_reducing_slice: the example's answer, word for word
+    reply = "Read key=value settings from a config file into a dict, on top of optional defaults."
+    assert docstring_reject_reason(reply, "non_reducing_slice")[1] == "copied_example"
+    assert parse_docstring("Read settings from a file into a dict.", "load") == "Read settings from a file into a dict."
+
+
 # ------------------------------------------------------------------------------ end to end (real LLM)
 def test_llm_docstrings_rejects_unknown_ids_and_missing_columns():
     pairs = pd.DataFrame({"id": ["a"], "code": ["def f(): pass"], "source": ["x"], "version": ["1"],

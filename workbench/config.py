@@ -116,7 +116,7 @@ class Params:
     oasis_negatives: int = 5  # K repository negatives per query (the paper: 5)
     oasis_annotator: str = "mpnet"  # the embedder whose cosines are the labels (not the model being trained)
     oasis_annotator_bf16: bool = True  # annotate under bf16 autocast (1.6-1.8x faster than fp32 on 2 cores; cosines move by at most 0.002)
-    oasis_llm_queries: int = 0  # labelled pairs whose query the LLM writes from the code, its callers and callees (OASIS step 1; 0 = the mined docstrings; ~1.5 s per query with Qwen 0.5B on 2 cores)
+    oasis_llm_queries: int = 0  # labelled pairs whose query the LLM writes from the code, its callers and callees (OASIS step 1; 0 = the mined docstrings: Qwen 0.5B took 300 s for 24 on a loaded 2-core machine)
     oasis_delta_s: float = 0.1  # a negative the LLM judge confirms gets label * (1 + delta_s) (the paper's grid: 0.05 / 0.1 / 0.2)
     oasis_ast_threshold: float = 0.25  # AST candidates: tree edit distance / (n1 + n2) below this
     oasis_max_nodes: int = 250  # AST size cap for the tree edit distance

@@ -82,7 +82,7 @@ FuncKey = tuple[str, str]
 DOCSTRING_SAMPLING = Sampling(temperature=0.0, top_p=1.0, max_tokens=64, seed=0)
 DOCSTRING_MAX_CODE_CHARS = 1600
 MIN_WORDS, MAX_WORDS = 3, 40
-DOCSTRING_REASONS = ("empty", "code", "refusal", "too_short", "too_long", "copied_context")
+DOCSTRING_REASONS = ("empty", "code", "refusal", "too_short", "too_long", "copied_example", "copied_context")
 """Why :func:`docstring_reject_reason` rejects a reply, in the order checked."""
 
 _BUILTIN_NAMES = frozenset(dir(builtins))
@@ -729,7 +729,8 @@ def docstring_reject_reason(reply: str, func_name: str = "", context: Sequence[s
     ``Docstring:`` / ``Description:`` label, header lines ending in ``:``, a ``func_name:`` prefix,
     triple quotes and surrounding quotes go; "The function `f` returns ..." becomes "Returns ...";
     the first paragraph's first sentence is kept. Rejected: empty, code-like, a refusal, under 3 or
-    over 40 words, or ``copied_context``: the sentence occurs in one of the ``context`` texts (the
+    over 40 words, ``copied_example`` (the answer of the prompt's worked example, which a small model
+    sometimes repeats), or ``copied_context``: the sentence occurs in one of the ``context`` texts (the
     caller / callee snippets of the prompt: a small model copies a callee's docstring).
     """
     text = str(reply or "").strip()
@@ -781,6 +782,8 @@ def docstring_reject_reason(reply: str, func_name: str = "", context: Sequence[s
     if n > MAX_WORDS:
         return s, "too_long"
     norm = _norm_words(s)
+    if norm == _norm_words(_EXAMPLE_ANSWER):  # the worked example's answer, parroted
+        return s, "copied_example"
     if any(norm in _norm_words(c) for c in context):
         return s, "copied_context"
     return s, None
