@@ -470,12 +470,13 @@ _ECHO = re.compile(r"^[\s*#>\d.():-]*original\s+(query|queries|code)\b", re.I)
 _QUOTES = (('"', '"'), ("'", "'"), ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("`", "`"), ("**", "**"), ("*", "*"))
 
 
-def _strip_quotes(s: str) -> str:
+def strip_quotes(s: str, quotes: tuple[tuple[str, str], ...] = _QUOTES) -> str:
+    """``s`` without surrounding quote pairs (any of ``quotes``, repeatedly, the first that fits)."""
     s = s.strip()
     changed = True
     while changed and len(s) >= 2:
         changed = False
-        for a, b in _QUOTES:
+        for a, b in quotes:
             if len(s) > len(a) + len(b) and s.startswith(a) and s.endswith(b):
                 s, changed = s[len(a):-len(b)].strip(), True
                 break
@@ -487,7 +488,7 @@ def clean_query_line(line: str) -> str:
     s = line.strip()
     for _ in range(3):
         before = s
-        s = _strip_quotes(_LABEL.sub("", _NUMBERING.sub("", s, count=1), count=1))
+        s = strip_quotes(_LABEL.sub("", _NUMBERING.sub("", s, count=1), count=1))
         if s == before:
             break
     return s.strip()

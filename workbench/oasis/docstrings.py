@@ -58,6 +58,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..augment.chatdance import strip_quotes
 from ..corpus.mining import decode_source, parse_source
 from ..errors import ParameterError, WorkbenchError
 from ..llm.backends import Message, Sampling
@@ -700,15 +701,7 @@ def _docstring_in_code(code: str) -> str | None:
 
 
 def _strip_quotes(s: str) -> str:
-    s = s.strip()
-    changed = True
-    while changed and len(s) >= 2:
-        changed = False
-        for a, b in _QUOTES:
-            if len(s) > len(a) + len(b) and s.startswith(a) and s.endswith(b):
-                s, changed = s[len(a):-len(b)].strip(), True
-                break
-    return s
+    return strip_quotes(s, _QUOTES)  # with triple quotes, which ChatDANCE's answers do not use
 
 
 def _is_header(line: str) -> bool:
