@@ -55,3 +55,16 @@ def llm_server():
 
     with LlamaServer(local_model_path("smollm2-135m"), n_ctx=1024, n_threads=2) as server:
         yield server
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """The reliability tests' ledger (tests/faults.py): inputs tried, faults survived, results lost."""
+    from faults import LEDGER, summary_lines, write_report
+
+    lines = summary_lines()
+    if lines:
+        terminalreporter.section("faults")
+        for line in lines:
+            terminalreporter.write_line(line)
+    if LEDGER and os.environ.get("WORKBENCH_FAULT_REPORT"):
+        write_report(os.environ["WORKBENCH_FAULT_REPORT"])
