@@ -2,8 +2,8 @@
 
 A test wraps each fault it tries in ``with fault(area, name) as f:`` and inside it calls
 ``f.saw(message)`` with what the user sees (the error text, or the skip count the report shows),
-``f.kept(n)`` with how many finished pieces it checked were kept, and ``f.lost(n)`` with how many
-were lost (the test also asserts that this is 0). An exception inside the block records the fault
+``f.keep(n)`` with how many finished pieces it checked were kept, and sets ``f.lost = n`` to how
+many were lost (the test also asserts that this is 0). An exception inside the block records the fault
 as not survived and propagates. ``conftest.pytest_terminal_summary`` prints the totals at the end of
 the run (inputs tried, faults survived, results lost), and writes every entry as JSON to
 ``$WORKBENCH_FAULT_REPORT`` when that is set.

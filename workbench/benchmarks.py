@@ -21,6 +21,11 @@ Formats (see ``shared/docs/methods.md``, "Task and evaluation conventions"):
 Queries and codes given as token lists (``docstring_tokens``, ``code_tokens``) are joined with one
 space, as CodeXGLUE / GraphCodeBERT do; a missing ``code_tokens`` falls back to ``function_tokens``
 (the AdvTest release spells it so).
+
+Long code is kept whole: no loader truncates or drops a code text for its length (a 1 MB function is
+accepted as it is); the encoder reads only its first ``max_code_len`` tokens, so only that beginning
+is searched. :meth:`RetrievalTask.summary` shows ``max_code_chars`` and ``n_code_over_100k_chars``
+so such outliers are visible.
 """
 
 from __future__ import annotations
@@ -59,6 +64,9 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike
+
+LONG_CODE_CHARS = 100_000
+"""Codes longer than this are counted in :meth:`RetrievalTask.summary` (they are kept whole)."""
 
 
 class MissingDataError(WorkbenchError, FileNotFoundError):
@@ -124,7 +132,8 @@ class RetrievalTask:
         return sum(1 for rels in self.qrels.values() for g in rels.values() if g > 0)
 
     def summary(self) -> dict[str, Any]:
-        """Counts: queries, corpus items, relevant pairs, queries that have a relevant item."""
+        """Counts: queries, corpus items, relevant pairs, queries that have a relevant item, and the
+        longest code (characters) with the number of codes over :data:`LONG_CODE_CHARS` (kept whole)."""
         judged = len(self.judged_queries())
         return {
             "name": self.name,
@@ -133,6 +142,8 @@ class RetrievalTask:
             "n_relevant": self.n_relevant,
             "n_queries_judged": judged,
             "relevant_per_query": round(self.n_relevant / judged, 3) if judged else 0.0,
+            "max_code_chars": max(map(len, self.corpus.values()), default=0),
+            "n_code_over_100k_chars": sum(len(c) > LONG_CODE_CHARS for c in self.corpus.values()),
         }
 
     def __repr__(self) -> str:
@@ -180,8 +191,42 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys)
 _WS = re.compile(r"[ \t\n\r]*")
 
 
-def _read_text(path: Path) -> str:
-    """The file as text; non-UTF-8 bytes raise InputFormatError with the line they are on."""
+def _field_at(text: str, start: int, end: int) -> str | None:
+    """The member name whose value holds ``text[end]``, scanning the JSON from ``start``; None when
+    ``end`` is not inside a member's value (or inside a member name).
+
+    Used to name the field of a syntax error or a bad byte. With nested objects the outermost
+    member wins (the record's field, not a key inside its value).
+    """
+    depth, keys = 0, {}
+    i, end = start, min(end, len(text))
+    while i < end:
+        ch = text[i]
+        if ch == '"':
+            j = i + 1
+            while j < len(text) and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            if j >= end:  # ``end`` lies inside this string
+                break
+            k = _WS.match(text, j + 1).end()
+            if text.startswith(":", k):
+                keys[depth] = text[i + 1 : j]
+                i = k + 1
+            else:
+                i = j + 1
+            continue
+        if ch in "[{":
+            depth += 1
+        elif ch in "]},":
+            keys = {d: v for d, v in keys.items() if d < depth}
+            depth -= ch != ","
+        i += 1
+    return keys[min(keys)] if keys else None
+
+
+def _read_text(path: Path, tsv_columns: tuple[str, ...] = ()) -> str:
+    """The file as text; non-UTF-8 bytes raise InputFormatError with the line and field they are on
+    (the JSON member, or for a TSV file the column named by ``tsv_columns``)."""
     if not path.is_file():
         raise MissingDataError(f"{path}: no such file")
     data = path.read_bytes()
@@ -189,11 +234,22 @@ def _read_text(path: Path) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data.count(b"\n", 0, e.start) + 1
-        raise InputFormatError(
+        first = data.rfind(b"\n", 0, e.start) + 1
+        last = data.find(b"\n", e.start)
+        text = data[first : last if last >= 0 else len(data)].decode("utf-8", "replace")
+        if tsv_columns:
+            col = data.count(b"\t", first, e.start)
+            field = tsv_columns[col] if col < len(tsv_columns) else None
+        else:
+            field = _field_at(text, 0, len(data[first : e.start].decode("utf-8", "replace")))
+        where = f", in field '{field}'" if field else ""
+        err = InputFormatError(
             path,
-            f"not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); save the file as UTF-8",
+            f"not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}{where}); save the file as UTF-8",
             line=line,
-        ) from None
+        )
+        err.field = field
+        raise err from None
 
 
 def _decode_value(path: Path, text: str, pos: int, line: int) -> tuple[Any, int]:
@@ -209,7 +265,10 @@ def _decode_value(path: Path, text: str, pos: int, line: int) -> tuple[Any, int]
             else ""
         )
         raise InputFormatError(
-            path, f"invalid JSON: {e.msg} (column {e.colno}){hint}", line=e.lineno
+            path,
+            f"invalid JSON: {e.msg} (column {e.colno}){hint}",
+            line=e.lineno,
+            field=_field_at(text, pos, e.pos),
         ) from None
 
 
@@ -332,7 +391,9 @@ def read_jsonl(path: PathLike) -> list[tuple[int, dict]]:
             raise InputFormatError(path, f"duplicate key {e.key!r} in one object", line=i) from None
         except json.JSONDecodeError as e:
             hint = " (the line looks truncated)" if not raw.rstrip().endswith("}") else ""
-            raise InputFormatError(path, f"invalid JSON: {e.msg} (column {e.colno}){hint}", line=i) from None
+            raise InputFormatError(
+                path, f"invalid JSON: {e.msg} (column {e.colno}){hint}", line=i, field=_field_at(raw, 0, e.pos)
+            ) from None
         if not isinstance(obj, dict):
             raise InputFormatError(path, f"expected a JSON object, found {type(obj).__name__}", line=i)
         out.append((i, obj))
@@ -615,7 +676,7 @@ def load_xlcost(
 
 def _read_qrels_tsv(path: Path) -> list[tuple[int, str, str, int]]:
     """BEIR qrels: a header ``query-id<TAB>corpus-id<TAB>score`` then one row per judgement."""
-    text = _read_text(path)
+    text = _read_text(path, tsv_columns=("query-id", "corpus-id", "score"))
     rows: list[tuple[int, str, str, int]] = []
     header_seen = False
     for i, raw in enumerate(text.split("\n"), start=1):
@@ -631,7 +692,12 @@ def _read_qrels_tsv(path: Path) -> list[tuple[int, str, str, int]]:
             header_seen = True
             continue
         if len(cols) != 3:
-            raise InputFormatError(path, f"expected 3 tab-separated columns, found {len(cols)}", line=i)
+            raise InputFormatError(
+                path,
+                f"expected 3 tab-separated columns, found {len(cols)}",
+                line=i,
+                field=("query-id", "corpus-id", "score")[len(cols)] if len(cols) < 3 else None,
+            )
         qid, cid, score = (c.strip() for c in cols)
         try:
             grade = int(score)

@@ -118,7 +118,11 @@ class Source:
 
 @dataclass
 class StdlibSource(Source):
-    """The running interpreter's standard library (``sysconfig.get_paths()["stdlib"]``)."""
+    """The running interpreter's standard library (``sysconfig.get_paths()["stdlib"]``).
+
+    Symbolic links (files and folders) are never followed, so a link loop cannot trap the walk;
+    each is counted under ``path:symlink``.
+    """
 
     def list_files(self) -> list[tuple[str, int]]:
         root = Path(self.location)
@@ -129,6 +133,8 @@ class StdlibSource(Source):
                 if d in STDLIB_SKIP_DIRS:  # pruned, not walked (site-packages can be huge): one count per folder
                     if d != "__pycache__":
                         self.skipped["path:stdlib_excluded"] += 1
+                elif (Path(dirpath) / d).is_symlink():  # never followed (a link can loop): counted
+                    self.skipped["path:symlink"] += 1
                 else:
                     keep.append(d)
             dirnames[:] = keep
@@ -136,7 +142,10 @@ class StdlibSource(Source):
             for fn in sorted(filenames):
                 rel = fn if rel_dir == "." else f"{rel_dir}/{fn}"
                 full = Path(dirpath) / fn
-                if full.is_symlink() or not full.is_file():
+                if full.is_symlink():
+                    self.skipped["path:symlink"] += 1
+                    continue
+                if not full.is_file():
                     continue
                 out.append((rel, full.stat().st_size))
         return sorted(out)

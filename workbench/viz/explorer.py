@@ -84,6 +84,8 @@ def load_subset(path_or_name: str | os.PathLike, directory: str | os.PathLike | 
     ``path_or_name`` is a parquet path, or a bare name looked up in ``directory`` (default
     ``subsets_dir()``), with or without ``.parquet``. The frame holds at least ``id``, ``query`` and
     ``code``; ``.attrs["workbench_subset"]`` says what was exported, under which thresholds.
+    A file that is not parquet, lacks a column, has no rows, an empty or non-string id / query /
+    code, or a repeated id raises :class:`InputFormatError` naming the file, the row and the field.
     """
     p = Path(path_or_name)
     base = Path(directory) if directory is not None else subsets_dir()
@@ -109,6 +111,23 @@ def load_subset(path_or_name: str | os.PathLike, directory: str | os.PathLike | 
             f"missing column(s) {missing}; a training subset needs {list(SUBSET_COLUMNS)}, "
             f"this file has {list(df.columns)}",
             field=missing[0],
+        )
+    if df.empty:
+        raise InputFormatError(found, "no rows: the subset is empty")
+    for i, row in enumerate(zip(df["id"], df["query"], df["code"])):
+        for col, value in zip(SUBSET_COLUMNS, row):
+            ok = isinstance(value, str) or (col == "id" and isinstance(value, (int, np.integer)))
+            if not ok or not str(value).strip():
+                what = "an empty" if ok else "a missing" if value is None or value != value else "a non-string"
+                raise InputFormatError(
+                    found, f"row {i} (0-based) has {what} {col} ({value!r:.40}); "
+                    "every row needs an id and a non-empty query and code", field=col
+                )
+    dup = df["id"][df["id"].duplicated()]
+    if len(dup):
+        raise InputFormatError(
+            found, f"id {dup.iloc[0]!r} is on rows {df.index[df['id'] == dup.iloc[0]].tolist()}; ids must be unique",
+            field="id",
         )
     return df
 
