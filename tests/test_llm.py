@@ -14,6 +14,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from faults import fault
 
 from workbench.errors import ModelNotFoundError, ParameterError
 from workbench.llm import (
@@ -118,15 +119,17 @@ def test_retry_after_429_is_honoured_then_text_returned():
             (429, {"Retry-After": "1"}, {"error": {"message": "slow down"}}),
             (200, {}, completion("a paraphrase")),
         ]
-    ) as srv:
+    ) as srv, fault("llm server", "HTTP 429 with Retry-After: 1, then 200") as f:
         backend = OpenAIBackend(srv.base_url, "m", api_key="k1", max_retries=3, backoff=0.01)
         t0 = time.monotonic()
         text = backend.chat(HELLO, Sampling(temperature=0.5, top_p=0.9, max_tokens=7, seed=3, stop=("\n",)))
         elapsed = time.monotonic() - t0
-    assert text == "a paraphrase"
-    assert len(srv.seen) == 2 and backend.retries == 1 and backend.requests == 2
-    gap = srv.seen[1]["time"] - srv.seen[0]["time"]
-    assert 0.95 <= gap < 2.0 and elapsed < 3.0  # waited the server's 1 s, not the 0.01 s backoff
+        assert text == "a paraphrase"
+        assert len(srv.seen) == 2 and backend.retries == 1 and backend.requests == 2
+        gap = srv.seen[1]["time"] - srv.seen[0]["time"]
+        assert 0.95 <= gap < 2.0 and elapsed < 3.0  # waited the server's 1 s, not the 0.01 s backoff
+        f.keep()
+        f.saw(f"answer {text!r} after waiting the server's Retry-After ({gap:.2f} s)")
     sent = srv.seen[0]
     assert sent["path"] == "/v1/chat/completions" and sent["auth"] == "Bearer k1"
     assert sent["json"] == {
@@ -153,28 +156,31 @@ def test_400_is_not_retried_and_its_body_is_shown():
 
 
 def test_5xx_retried_a_bounded_number_of_times():
-    with ScriptedServer([(503, {}, b"overloaded")]) as srv:
+    with ScriptedServer([(503, {}, b"overloaded")]) as srv, fault("llm server", "HTTP 503 forever") as f:
         backend = OpenAIBackend(srv.base_url, "m", max_retries=2, backoff=0.01)
-        with pytest.raises(LLMError, match="after 3 attempt.*HTTP 503: overloaded"):
+        with pytest.raises(LLMError, match="after 3 attempt.*HTTP 503: overloaded") as err:
             backend.chat(HELLO, GREEDY)
-    assert len(srv.seen) == 3 and backend.retries == 2
+        assert len(srv.seen) == 3 and backend.retries == 2
+        assert f"{srv.base_url}/chat/completions" in f.saw(err.value)
 
 
 def test_unreachable_server_names_the_url_quickly():
     url = f"http://127.0.0.1:{free_port()}/v1"
     backend = OpenAIBackend(url, "m", max_retries=1, backoff=0.05, connect_timeout=1.0, timeout=2.0)
-    t0 = time.monotonic()
-    with pytest.raises(LLMError, match="unreachable") as err:
-        backend.chat(HELLO, GREEDY)
-    assert time.monotonic() - t0 < 3.0
-    assert f"{url}/chat/completions" in str(err.value) and "ConnectError" in str(err.value)
-    assert backend.requests == 2
+    with fault("llm server", "connection refused") as f:
+        t0 = time.monotonic()
+        with pytest.raises(LLMError, match="unreachable") as err:
+            backend.chat(HELLO, GREEDY)
+        assert time.monotonic() - t0 < 3.0
+        assert f"{url}/chat/completions" in f.saw(err.value) and "ConnectError" in str(err.value)
+        assert backend.requests == 2
 
 
 def test_not_a_chat_completion_is_a_clear_error():
-    with ScriptedServer([(200, {}, {"unexpected": True})]) as srv:
-        with pytest.raises(LLMError, match="not a chat completion.*unexpected"):
+    with ScriptedServer([(200, {}, {"unexpected": True})]) as srv, fault("llm server", "200 without choices") as f:
+        with pytest.raises(LLMError, match="not a chat completion.*unexpected") as err:
             OpenAIBackend(srv.base_url, "m", max_retries=0).chat(HELLO, GREEDY)
+        f.saw(err.value)
 
 
 def test_make_backend_openai_from_environment_keeps_the_key_out(monkeypatch):
@@ -233,9 +239,12 @@ def test_sha256_mismatch_is_refused(data_tmp, tmp_path):
     assert verify_model_file(good, expected) == good
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(head[:1000] + bytes([head[1000] ^ 1]) + head[1001:])
-    with pytest.raises(ModelChecksumError) as err:
-        verify_model_file(bad, expected, "smollm2 head")
-    assert str(bad) in str(err.value) and expected in str(err.value) and "refusing" in str(err.value)
+    with fault("artifacts", "GGUF file with one flipped bit") as f:
+        with pytest.raises(ModelChecksumError) as err:
+            verify_model_file(bad, expected, "smollm2 head")
+        msg = f.saw(err.value)
+        assert str(bad) in msg and expected in msg and hashlib.sha256(bad.read_bytes()).hexdigest() in msg
+        assert "refusing" in msg
     assert local_model_path(str(good)) == good  # any existing .gguf path is accepted
     text = tmp_path / "notes.gguf"
     text.write_text("hello")

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from faults import fault
 
 from workbench.errors import ModelNotFoundError, ParameterError
 from workbench.models import BiEncoder, ChecksumError, pool, registry, resolve_model
@@ -45,8 +46,11 @@ def test_corrupted_file_is_refused(tmp_path):
         byte = fh.read(1)
         fh.seek(10_000)
         fh.write(bytes([byte[0] ^ 0xFF]))
-    with pytest.raises(ChecksumError, match="does not match the pinned"):
-        registry._check(bad, registry.MINILM_SHA256, "minilm weights")
+    with fault("artifacts", "MiniLM weights with one flipped byte") as f:
+        with pytest.raises(ChecksumError, match="does not match the pinned") as err:
+            registry._check(bad, registry.MINILM_SHA256, "minilm weights")
+        msg = f.saw(err.value)
+        assert str(bad) in msg and registry.MINILM_SHA256 in msg
 
 
 def test_mpnet_assembles_once_with_checks(tmp_path):
@@ -70,9 +74,11 @@ def test_mpnet_refuses_a_corrupted_part(tmp_path, monkeypatch):
     broken.write_bytes(parts[4].read_bytes()[:-1000])  # truncated last part
     copies[4] = broken
     monkeypatch.setattr(registry, "_mpnet_part_files", lambda: copies)
-    with pytest.raises(ChecksumError, match="broken.005"):
-        registry.mpnet_path(target=tmp_path / "out")
-    assert not (tmp_path / "out").exists()
+    with fault("artifacts", "mpnet split-wheel part truncated") as f:
+        with pytest.raises(ChecksumError, match="broken.005") as err:
+            registry.mpnet_path(target=tmp_path / "out")
+        assert registry.MPNET_PART_SHA256[4] in f.saw(err.value)
+        assert not (tmp_path / "out").exists()
 
 
 def test_pooling_on_hand_made_states():

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from faults import fault
 
 from workbench.errors import ParameterError
 from workbench.report import report_tables, to_latex, write_report
@@ -168,26 +169,29 @@ def test_killed_sweep_leaves_a_consistent_registry_and_resumes(tmp_path, how):
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
-    assert rc == (-signal.SIGKILL if how == "SIGKILL" else 130), log.read_text()[-2000:]
-    # the run the sweep was executing went with it (it dies with its parent): nothing left writing there
-    deadline = time.time() + 30
-    while _processes_in(folder / "seed2") and time.time() < deadline:
-        time.sleep(0.5)
-    assert not _processes_in(folder / "seed2")
-    reg = read_registry(folder)["runs"]  # readable, and says what happened
-    assert reg["seed1"]["status"] == "ok"
-    assert reg["seed2"]["status"] == "interrupted" and reg["seed2"]["attempts"] == 1
-    assert reg["seed3"]["status"] == "pending"
-    if how != "SIGKILL":  # Ctrl-C or a polite kill: the sweep itself wrote it, and said how to resume
-        assert "interrupted during seed2" in log.read_text()
-    # resume: seed1 is not run again, seed2 and seed3 run
-    proc = _sweep([str(path)], runs)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "3 runs, 1 finished, 2 to run" in proc.stdout
-    reg = read_registry(folder)["runs"]
-    assert [reg[r]["attempts"] for r in ("seed1", "seed2", "seed3")] == [1, 2, 1]
-    assert all(r["status"] == "ok" for r in reg.values())
-    assert not (folder / ".sweep.lock").exists()
+    with fault("kills", f"{how} during a sweep: registry consistent, resume runs only the unfinished") as f:
+        assert rc == (-signal.SIGKILL if how == "SIGKILL" else 130), log.read_text()[-2000:]
+        # the run the sweep was executing went with it (it dies with its parent): nothing left writing there
+        deadline = time.time() + 30
+        while _processes_in(folder / "seed2") and time.time() < deadline:
+            time.sleep(0.5)
+        assert not _processes_in(folder / "seed2")
+        reg = read_registry(folder)["runs"]  # readable, and says what happened
+        assert reg["seed1"]["status"] == "ok"
+        assert reg["seed2"]["status"] == "interrupted" and reg["seed2"]["attempts"] == 1
+        assert reg["seed3"]["status"] == "pending"
+        if how != "SIGKILL":  # Ctrl-C or a polite kill: the sweep itself wrote it, and said how to resume
+            assert "interrupted during seed2" in log.read_text()
+        # resume: seed1 is not run again, seed2 and seed3 run
+        proc = _sweep([str(path)], runs)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert "3 runs, 1 finished, 2 to run" in proc.stdout
+        reg = read_registry(folder)["runs"]
+        assert [reg[r]["attempts"] for r in ("seed1", "seed2", "seed3")] == [1, 2, 1]
+        assert all(r["status"] == "ok" for r in reg.values())
+        assert not (folder / ".sweep.lock").exists()
+        f.keep(1)  # seed1, finished before the kill, was not run again
+        f.saw(next(line for line in proc.stdout.splitlines() if "to run" in line))
 
 
 @pytest.mark.slow

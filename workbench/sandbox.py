@@ -13,7 +13,9 @@ reproducible between two runs). The child:
   file), ``RLIMIT_CORE`` (0), and ``RLIMIT_NPROC`` (0: no fork, but Linux does not enforce it for root);
 - installs a ``sys.addaudithook`` hook before the source runs that refuses process creation
   (``os.system``, ``subprocess.Popen``, ``os.exec*``, ``os.fork``, ``os.posix_spawn``, ...), sockets
-  (``socket.connect`` / ``bind`` / ``sendto`` / ``getaddrinfo`` ...) and ``ctypes``;
+  (``socket.connect`` / ``bind`` / ``sendto`` / ``getaddrinfo`` ...), ``ctypes``, and opening a file for
+  writing or changing the file system (``os.remove`` / ``rename`` / ``mkdir`` / ``chmod`` ...) outside
+  its working directory (reading is allowed);
 - runs the source, then evaluates each call expression in the source's namespace, each under its own
   wall-clock timer (``timeout`` seconds, ``ITIMER_REAL``); a result line per step is written as soon as
   it is known, so a later crash keeps the earlier results.
@@ -26,8 +28,9 @@ Limits, stated plainly: this is isolation against accidents (infinite loops, hug
 stray files, prints, ``sys.exit``), not a security boundary. Without root and Linux namespaces
 (``unshare``, seccomp) the network cannot be cut off: the audit hook blocks the socket calls of pure
 Python code, but a C extension or ``ctypes`` loaded before the hook, or code that escapes the hook,
-can still reach the network, read any file the user can read and write outside the folder. Do not run
-code from an untrusted source on a machine with secrets; run it in a container without a network.
+can still reach the network, read any file the user can read and write outside the folder (through C
+code, which the audit hook does not see). Do not run code from an untrusted source on a machine with
+secrets; run it in a container without a network.
 """
 
 from __future__ import annotations
@@ -77,9 +80,46 @@ BLOCKED = ("os.system", "os.exec", "os.fork", "os.forkpty", "os.posix_spawn", "o
            "signal.pthread_kill")
 
 
+import os
+WORK = os.path.realpath(os.getcwd())
+ALLOWED = (WORK, os.devnull)
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+# events that change the file system: (event, positions of the paths among its arguments)
+CHANGES = {"os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename": (0, 1), "os.symlink": (1,),
+           "os.link": (1,), "os.chmod": (0,), "os.chown": (0,), "os.truncate": (0,), "os.utime": (0,),
+           "os.mkfifo": (0,), "os.mknod": (0,), "os.setxattr": (0,), "os.removexattr": (0,),
+           "os.chflags": (0,), "os.lchflags": (0,), "shutil.rmtree": (0,)}
+
+
+def _inside(path, dir_fd=None):  # path: str, bytes or path-like, relative to dir_fd if given
+    if isinstance(path, int):  # an open descriptor: its file was checked when it was opened
+        return True
+    path = os.fsdecode(path)
+    if dir_fd is not None and not os.path.isabs(path):
+        path = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), path)
+    real = os.path.realpath(path)
+    return real in ALLOWED or real.startswith(WORK + os.sep)
+
+
 def _hook(event, args):
     if event.startswith(BLOCKED):
         raise PermissionError(f"blocked in the workbench sandbox: {event}")
+    where = None
+    if event == "open" and len(args) >= 3:
+        mode, flags = args[1], args[2]
+        writes = (isinstance(flags, int) and flags & WRITE_FLAGS) or (
+            isinstance(mode, str) and any(c in mode for c in "wax+"))
+        if writes and not _inside(args[0]):
+            where = args[0]
+    elif event in CHANGES:
+        fd_last = event in ("os.remove", "os.rmdir", "os.mkdir")
+        dir_fd = args[-1] if fd_last and isinstance(args[-1], int) and args[-1] >= 0 else None
+        for i in CHANGES[event]:
+            if i < len(args) and args[i] is not None and not _inside(args[i], dir_fd):
+                where = args[i]
+                break
+    if where is not None:
+        raise PermissionError(f"blocked in the workbench sandbox: {event} outside its folder ({where!r})")
 
 
 class _Timeout(BaseException):

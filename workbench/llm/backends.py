@@ -7,7 +7,8 @@ workbench runs that LLM three ways, all behind :class:`LLMBackend`:
   llama.cpp's server) over HTTP, with timeouts, bounded retries with exponential backoff on 408 / 429 / 5xx /
   connection errors (``Retry-After`` honoured) and clear errors naming the URL;
 - :class:`LlamaCppBackend`: llama.cpp in-process on a local GGUF file (offline default);
-- ``make_backend("server", ...)``: an embedded ``llama_cpp.server`` on 127.0.0.1 reached over HTTP.
+- ``make_backend("server", ...)``: an embedded ``llama_cpp.server`` on 127.0.0.1 reached over HTTP with the
+  random API token the server was started with (see :func:`register_server_token`).
 
 ``describe()`` is the backend's identity in cache keys (:mod:`workbench.llm.cache`): it never holds
 an API key.
@@ -119,6 +120,20 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+_SERVER_TOKENS: dict[str, str] = {}
+_SERVER_TOKENS_LOCK = threading.Lock()
+
+
+def register_server_token(base_url: str, token: str | None) -> None:
+    """Remember (``token``) or forget (None) the API token of an embedded server this process started at
+    ``base_url``: an :class:`OpenAIBackend` for that URL then sends it, whatever ``api_key`` it was given."""
+    with _SERVER_TOKENS_LOCK:
+        if token:
+            _SERVER_TOKENS[base_url.rstrip("/")] = token
+        else:
+            _SERVER_TOKENS.pop(base_url.rstrip("/"), None)
+
+
 def openmp_environment(env: dict[str, str] | None = None) -> dict[str, str]:
     """Set ``OMP_WAIT_POLICY=PASSIVE`` (unless the user chose a policy) in ``env`` (default ``os.environ``).
 
@@ -188,6 +203,8 @@ class OpenAIBackend:
         self.extra_body = dict(extra_body or {})
         self._identity = dict(identity) if identity else None
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        with _SERVER_TOKENS_LOCK:  # an embedded server of this process accepts only its own token
+            key = _SERVER_TOKENS.get(self.base_url, key)
         headers = {"Content-Type": "application/json"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
@@ -389,7 +406,7 @@ def make_backend(kind: str, model: str | None = None, base_url: str | None = Non
                 server = LlamaServer(path, n_ctx=n_ctx, n_threads=n_threads).start()
                 _SERVERS[key] = server
         identity = {"kind": "llama_cpp_server", "model": path.name, "sha256": file_sha256(path)}
-        return OpenAIBackend(server.base_url, server.model, api_key="", identity=identity, **kw)
+        return OpenAIBackend(server.base_url, server.model, api_key=server.api_key, identity=identity, **kw)
     if kind == "openai":
         if not (base_url or os.environ.get("OPENAI_BASE_URL")):
             raise ParameterError(

@@ -5,6 +5,13 @@ waits until ``/v1/models`` answers, exposes ``base_url`` (``http://127.0.0.1:POR
 (the id the server reports), and stops the process and its children on exit, also when the body
 raises. The server's output goes to a log file (a pipe could fill up and block it); its tail is in
 every startup error.
+
+Access: the server binds 127.0.0.1 only (``HOST`` / ``PORT`` in the environment, which
+``llama_cpp.server`` lets override ``--host`` / ``--port``, are pinned in the child's environment) and
+requires a random API token (``api_key``, made per server unless given) on every request, so another
+local user or a web page cannot use it. The token reaches the child through its environment
+(``API_KEY``), not its command line, which every local user can read; it is registered with
+:func:`~workbench.llm.backends.register_server_token` so an ``OpenAIBackend`` for ``base_url`` sends it.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -21,7 +29,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from .backends import LLMError, openmp_environment
+from .backends import LLMError, openmp_environment, register_server_token
 
 
 def free_port() -> int:
@@ -54,6 +62,7 @@ class LlamaServer:
         startup_timeout: float = 180.0,
         log_path: str | os.PathLike | None = None,
         extra_args: tuple[str, ...] = (),
+        api_key: str | None = None,
     ) -> None:
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
@@ -63,6 +72,7 @@ class LlamaServer:
         self.n_ctx, self.n_threads = int(n_ctx), int(n_threads)
         self.startup_timeout = float(startup_timeout)
         self.extra_args = tuple(extra_args)
+        self.api_key = api_key or secrets.token_urlsafe(24)  # never printed, logged or put in a command line
         self._own_log = log_path is None
         self.log_path = Path(log_path) if log_path else None
         self.process: subprocess.Popen | None = None
@@ -121,6 +131,8 @@ class LlamaServer:
         assert self.log_path is not None
         self.port = port
         t0 = time.perf_counter()
+        env = openmp_environment(dict(os.environ))
+        env.update(HOST="127.0.0.1", PORT=str(port), API_KEY=self.api_key)  # uvicorn prefers HOST / PORT
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 self.command(port),
@@ -128,10 +140,12 @@ class LlamaServer:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env=openmp_environment(dict(os.environ)),
+                env=env,
             )
         atexit.register(self.stop)
+        register_server_token(self.base_url, self.api_key)
         url = f"http://127.0.0.1:{port}/v1/models"
+        auth = {"Authorization": f"Bearer {self.api_key}"}
         deadline = time.monotonic() + self.startup_timeout
         while True:
             code = self.process.poll()
@@ -142,7 +156,7 @@ class LlamaServer:
                     f"answering at {url}; log {self.log_path}:\n{_tail(self.log_path)}"
                 )
             try:
-                resp = httpx.get(url, timeout=2.0, trust_env=False)
+                resp = httpx.get(url, headers=auth, timeout=2.0, trust_env=False)
                 if resp.status_code == 200:
                     data = resp.json().get("data") or [{}]
                     self.model = data[0].get("id") or str(self.model_path)
@@ -165,6 +179,8 @@ class LlamaServer:
         proc, self.process = self.process, None
         if proc is None:
             return
+        if self.port is not None:
+            register_server_token(self.base_url, None)
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
         exited_by_itself = proc.poll() is not None
