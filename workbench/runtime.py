@@ -15,7 +15,7 @@ import torch
 
 from workbench.errors import ParameterError
 
-__all__ = ["set_threads", "seed_everything", "pick_device", "autocast_context"]
+__all__ = ["set_threads", "seed_everything", "pick_device", "autocast_context", "tf32_context"]
 
 
 def set_threads(n: int | None) -> int:
@@ -45,6 +45,16 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
     split-K) are not; ``deterministic=True`` turns on the flag, sets ``CUBLAS_WORKSPACE_CONFIG``
     and disables cuDNN benchmarking, at some speed cost, and errors on ops with no
     deterministic implementation.
+
+    What is and is not reproducible. On CPU, two runs with the same seed, the same thread count
+    and the same versions give bit-identical weights and metrics (``tests/test_faults_inputs.py``
+    checks it); a different thread count changes the order of floating-point sums, so the last
+    digits can differ. On a GPU, ``workbench run`` (``open_run``) seeds with the default
+    ``deterministic=False``, so re-runs can differ slightly: ``index_add`` / ``scatter_add`` and
+    the backward passes of ``index_select`` / ``gather`` accumulate with atomic adds in whatever
+    order the threads finish, and cuBLAS may split reductions differently; the differences start
+    in the last bits and can grow over training, so the metrics of two GPU runs need not match
+    exactly. GPU and CPU results, and bf16 and fp32 results, differ in any case.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ParameterError(f"seed: expected an integer, got {seed!r}")
@@ -92,3 +102,24 @@ def autocast_context(device: torch.device | str, bf16: bool) -> contextlib.Abstr
     if device_type not in ("cpu", "cuda"):
         raise ParameterError(f"bf16: autocast supports cpu and cuda devices, not {device_type!r}")
     return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+
+
+@contextlib.contextmanager
+def tf32_context(device: torch.device | str, enabled: bool):
+    """Allow TF32 tensor-core math for float32 matmuls and cuDNN convolutions inside the block, on CUDA.
+
+    ``torch.backends.cuda.matmul.allow_tf32`` and ``torch.backends.cudnn.allow_tf32`` are set to True
+    and put back as they were on exit. A no-op when not ``enabled`` or on CPU (which has no TF32).
+    TF32 keeps float32's range with a 10-bit mantissa: matmul results differ from full float32 at
+    about 1e-3 relative, which training tolerates (speed-up on Ampere and later GPUs).
+    """
+    if not enabled or torch.device(device).type != "cuda":
+        yield
+        return
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before

@@ -43,6 +43,21 @@ label, plus each row's positive label. The negatives still join InfoNCE as above
 paper: 0.98 and 0.02) where CoSENT (``losses.cosent``, temperature = ``temperature``) ranks the
 cosines of every labelled (query, code) pair of the batch by their labels.
 
+Several processes (``accelerate launch`` / ``torchrun``; ``docs/distributed.md``,
+``workbench.training.distributed``). Under an initialised ``torch.distributed`` group (or a
+launcher's ``WORLD_SIZE > 1``), each global batch of ``batch_size`` pairs (the same permutation as
+one process) is cut into contiguous shards, one per process; the code (and extra negative)
+embeddings are all-gathered with gradients, each process scores its queries against all of them
+(gold column offset by its shard's start), gradients are averaged, so a step equals one process's
+step on the global batch up to float rounding, except that each process draws its own dropout.
+The ``in_batch`` dynamics are built from the gathered logits (one row per pair). Only rank 0
+writes checkpoints, ``model/`` and the tables; the others wait at a barrier; every process reads
+the checkpoint on resume (``out_dir`` must be shared), and each gets back its own RNG state.
+MixUp, OASIS labelled negatives / ``order_weight`` and ``fixed_pool`` / ``both`` dynamics are
+single-process only (:class:`ParameterError` under more than one process).
+GradCache (``TrainConfig.grad_cache_chunk``; ``workbench.training.gradcache``) works in one or
+several processes.
+
 A batch may hold the same code twice (two queries for one function): each query's gold then also
 appears as a "negative" column. This is rare and harmless (rank counts only strictly higher
 logits) but lowers p_gold and adds a little noise to the loss; it is not masked.
@@ -50,6 +65,7 @@ logits) but lowers p_gold and adds a little noise to the loss; it is not masked.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
@@ -69,9 +85,11 @@ from safetensors.torch import load_model, save_model
 
 from workbench.errors import ParameterError, WorkbenchError, reject_unknown_fields
 from workbench.progress import tqdm
-from workbench.runtime import autocast_context, seed_everything
+from workbench.runtime import autocast_context, seed_everything, tf32_context
 from workbench.store import atomic_path, atomic_write_json, atomic_write_parquet, cache_key, read_json
+from workbench.training import distributed
 from workbench.training.dynamics import MODES, DynamicsRecorder, empty_frame
+from workbench.training.gradcache import grad_cache_backward
 from workbench.training.losses import cosent, info_nce
 from workbench.training.mixup import mix_plan, mixup_embed, mixup_loss
 
@@ -80,7 +98,9 @@ __all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "LabelledNegativ
 HISTORY_COLUMNS = ["step", "epoch", "loss", "lr", "seconds"]
 STATE_VERSION = 1
 # Fields that do not change what training produces: left out of the resume key.
-_NOT_IN_KEY = ("save_every_steps",)
+# tf32 / compile change speed, not what is learnt (beyond float rounding); grad_cache_chunk joins the key
+# only when set (its chunked dropout draws differ from the one-pass step's).
+_NOT_IN_KEY = ("save_every_steps", "tf32", "compile")
 _MIXUP_FIELDS = ("mixup_alpha", "mixup_fraction", "mixup_layer", "mixup_weight")
 _ORDER_FIELDS = ("contrastive_weight", "order_weight")
 
@@ -119,6 +139,16 @@ class TrainConfig:
     scores p_gold = 1), so ``in_batch`` dynamics of those pairs are easier than the others'.
     ``warmup_ratio``: warm-up steps = ``ceil(warmup_ratio * total_steps)``; the learning rate of
     the first step is then 0, as in ``transformers.get_linear_schedule_with_warmup``.
+
+    Speed settings (``docs/distributed.md``): ``bf16`` autocast (CPU or CUDA); ``tf32`` lets CUDA
+    float32 matmuls / convolutions use TF32 tensor cores while training (no-op on CPU; the previous
+    setting is restored afterwards); ``compile`` runs the encoder's transformer through
+    ``torch.compile`` (``nn.Module.compile``, so weights and checkpoints keep their names; undone
+    after training). ``tf32`` and ``compile`` change speed and float rounding only, so they are not
+    part of the resume key. ``grad_cache_chunk``: GradCache (``workbench.training.gradcache``),
+    embed the batch in chunks of this many texts so its size (the number of in-batch negatives) is
+    not limited by activation memory; same loss and gradients as the plain step up to rounding, but
+    dropout is drawn per chunk, so it is in the resume key. Not combinable with MixUp or OASIS order labels.
     """
 
     epochs: int = 1
@@ -146,6 +176,10 @@ class TrainConfig:
     # OASIS: loss = contrastive_weight * InfoNCE + order_weight * CoSENT (needs a labelled negatives hook)
     contrastive_weight: float = 1.0
     order_weight: float = 0.0
+    # speed / memory (docs/distributed.md)
+    tf32: bool = False
+    compile: bool = False
+    grad_cache_chunk: int | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -210,7 +244,13 @@ class TrainConfig:
             raise bad("contrastive_weight", "a number > 0 when order_weight is 0 (the loss would be 0)")
         if self.dynamics_mode not in MODES:
             raise bad("dynamics_mode", f"one of {MODES}")
-        for name in ("bf16", "drop_last"):
+        if self.grad_cache_chunk is not None and (not is_int(self.grad_cache_chunk) or self.grad_cache_chunk < 1):
+            raise bad("grad_cache_chunk", "None (no gradient caching) or an integer >= 1")
+        if self.grad_cache_chunk is not None and self.mixup_alpha is not None:
+            raise bad("grad_cache_chunk", "None when mixup_alpha is set (GradCache does not support MixUp)")
+        if self.grad_cache_chunk is not None and self.order_weight > 0:
+            raise bad("grad_cache_chunk", "None when order_weight > 0 (GradCache does not support OASIS CoSENT)")
+        for name in ("bf16", "drop_last", "tf32", "compile"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, "True or False")
         return self
@@ -339,6 +379,137 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _rank_seed(seed: int, rank: int) -> int:
+    """Process ``rank``'s seed for dropout (rank 0: ``seed`` itself, so one process is unchanged)."""
+    return int(seed) + 1_000_003 * rank
+
+
+def _restore_rng(saved: dict[str, Any], seed: int, step: int) -> None:
+    """Put back this process's generator states from a checkpoint's ``rng`` file.
+
+    A multi-process checkpoint holds ``{"ranks": [state of rank 0, ...]}``. Resumed with the same
+    number of processes, each takes its own (exact resume); with another number, every process takes
+    rank 0's and ranks > 0 then reseed torch from (seed, rank, step): training goes on correctly but
+    does not repeat the dropout draws an uninterrupted run would have made.
+    """
+    world, rank = distributed.world_size(), distributed.rank()
+    states = saved["ranks"] if "ranks" in saved else [saved]
+    _set_rng_state(states[rank] if len(states) == world else states[0])
+    if len(states) != world and rank > 0:
+        torch.manual_seed(_rank_seed(seed, rank) + step)
+
+
+def _check_distributed(config: TrainConfig, negatives: Any, encoder: Any) -> None:
+    """Refuse, with the reason, what multi-process training does not shard."""
+    single = []
+    if config.mixup_alpha is not None:
+        single.append("MixUp (mixup_alpha)")
+    if config.order_weight > 0 or getattr(negatives, "labelled", False):
+        single.append("OASIS labelled negatives / order_weight")
+    if config.dynamics_mode in ("fixed_pool", "both"):
+        single.append(f"dynamics_mode={config.dynamics_mode!r} (use 'in_batch' or 'none')")
+    if single:
+        raise ParameterError(
+            f"train: {', '.join(single)} is single-process only, but this process is rank "
+            f"{distributed.rank()} of {distributed.world_size()}; run it in one process"
+        )
+    device = encoder.device
+    import socket
+
+    places = distributed.all_gather_objects((socket.gethostname(), str(device)))
+    if device.type == "cuda" and len(set(places)) < len(places):
+        raise ParameterError(
+            f"train: several processes train on the same GPU {places}; load the encoder with "
+            "device=workbench.training.distributed.local_device() (cuda:LOCAL_RANK)"
+        )
+
+
+def _uncompile(model: torch.nn.Module) -> None:
+    """Undo ``nn.Module.compile()`` (calls go to the eager forward again)."""
+    model._compiled_call_impl = None  # the attribute nn.Module.compile sets (torch >= 2.2)
+
+
+def _pad_shard(texts: Sequence[str], sizes: list[int], rank: int) -> list[str]:
+    """This process's contiguous shard of ``texts``, padded with empty texts to the largest shard."""
+    start = sum(sizes[:rank])
+    return list(texts[start : start + sizes[rank]]) + [""] * (max(sizes) - sizes[rank])
+
+
+def _valid_rows(sizes: list[int]) -> torch.Tensor:
+    """Rows of the gathered (world * max(sizes), d) tensor that are real (not padding), in global order."""
+    m = max(sizes)
+    return torch.tensor([r * m + j for r, s in enumerate(sizes) for j in range(s)], dtype=torch.long)
+
+
+def _parallel_step(
+    encoder: Any,
+    queries: list[str],
+    codes: list[str],
+    neg_texts: list[str],
+    config: TrainConfig,
+    device: torch.device,
+    want_square: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Forward + backward of one global batch on this process's shard; returns (global loss, B x B logits).
+
+    Each process embeds its contiguous shard of the batch (and of the extra negatives), the codes and
+    negatives of all processes are gathered with gradients, and the local queries are scored against
+    all of them (gold column = the query's position in the global batch). The local loss is
+    ``world / B * sum of its per-query losses``, so after ``average_gradients`` every process holds the
+    gradient of the global batch's mean loss. With ``grad_cache_chunk`` the embeddings go through
+    GradCache. Single-process (world 1) it is the plain loss of ``info_nce`` on the whole batch.
+    """
+    world, rank = distributed.world_size(), distributed.rank()
+    b = len(queries)
+    sizes = distributed.shard_sizes(b, world)
+    mine, start = sizes[rank], sum(sizes[:rank])
+    inputs: list[tuple[list[str], str]] = [
+        (_pad_shard(queries, sizes, rank), "query"),
+        (_pad_shard(codes, sizes, rank), "code"),
+    ]
+    n_sizes = distributed.shard_sizes(len(neg_texts), world) if neg_texts else None
+    if n_sizes is not None:
+        inputs.append((_pad_shard(neg_texts, n_sizes, rank), "code"))
+    valid = _valid_rows(sizes).to(device)
+    n_valid = _valid_rows(n_sizes).to(device) if n_sizes is not None else None
+
+    def loss_fn(q: torch.Tensor, c: torch.Tensor, neg: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if world == 1:
+            loss, logits = info_nce(q, c, temperature=config.temperature, negatives=neg)
+        else:
+            c_all = distributed.gather_with_grad(c)[valid]
+            n_all = distributed.gather_with_grad(neg)[n_valid] if neg is not None else None
+            labels = torch.arange(start, start + mine, device=q.device)
+            per_row, logits = info_nce(
+                q[:mine], c_all, temperature=config.temperature, labels=labels, negatives=n_all, reduction="none"
+            )
+            loss = per_row.sum() * (world / b)
+        if config.contrastive_weight != 1.0:
+            loss = config.contrastive_weight * loss
+        return loss, logits
+
+    if config.grad_cache_chunk is not None:
+        loss, logits = grad_cache_backward(
+            encoder, inputs, config.grad_cache_chunk, loss_fn, autocast=lambda: autocast_context(device, config.bf16)
+        )
+    else:
+        with autocast_context(device, config.bf16):
+            embs = [encoder.embed(texts, kind) for texts, kind in inputs]
+        loss, logits = loss_fn(*embs)
+        loss.backward()
+        loss = loss.detach()
+    square = None
+    if want_square:
+        square = logits.detach()[:, :b]
+        if world > 1:
+            padded = torch.zeros(max(sizes), b, dtype=square.dtype, device=square.device)
+            padded[:mine] = square
+            square = distributed.gather_rows(padded)[valid]
+    if world > 1:
+        loss = distributed.all_reduce_sum(loss) / world
+    return loss, square
+
+
 def _history_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(
@@ -417,6 +588,7 @@ class _Checkpointer:
         history: list[dict[str, Any]],
         meta: dict[str, Any],
         completed: bool,
+        rng: Any = None,
     ) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         tag = f"{step:09d}"
@@ -435,7 +607,7 @@ class _Checkpointer:
             with atomic_path(self.dir / files["optimizer"]) as tmp:
                 torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp)
         with atomic_path(self.dir / files["rng"]) as tmp:
-            torch.save(_rng_state(), tmp)
+            torch.save(_rng_state() if rng is None else rng, tmp)
         recorder.flush(self.dir / files["dynamics"])
         atomic_write_parquet(self.dir / files["history"], _history_frame(history))
         atomic_write_json(
@@ -511,11 +683,20 @@ def train(
     per step (see the module docstring; e.g. ``NegativeSampler(...).trainer_hook(codes)``);
     ``negatives_key`` (default ``hook.key``) identifies it in the resume key and is required
     with a hook that has no ``key``.
+
+    Under several processes (see the module docstring) every process calls ``train`` with the same
+    arguments and its own encoder copy on its own device; MixUp, OASIS labelled negatives /
+    ``order_weight`` and ``fixed_pool`` / ``both`` dynamics then raise :class:`ParameterError`
+    (single-process only). All processes return the same result; only rank 0 writes files.
     """
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
     config = (config or TrainConfig()).validate()
     df = _check_pairs(pairs)
+    distributed.init_from_env()
+    world, rank = distributed.world_size(), distributed.rank()
+    if world > 1:
+        _check_distributed(config, negatives, encoder)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -538,6 +719,7 @@ def train(
             for k, v in config.to_dict().items()
             if k not in _NOT_IN_KEY and (config.mixup_alpha is not None or k not in _MIXUP_FIELDS)
             and (_uses_order(config) or k not in _ORDER_FIELDS)  # keys of runs before these fields unchanged
+            and (config.grad_cache_chunk is not None or k != "grad_cache_chunk")
         },
         "data": _fingerprint_pairs(df),
         "n_pairs": n,
@@ -568,8 +750,9 @@ def train(
     }
 
     ck = _Checkpointer(out_dir)
-    if ck.exists() and not resume:
+    if ck.exists() and not resume and rank == 0:
         ck.clear()
+    distributed.barrier()  # every process reads the checkpoint rank 0 kept (out_dir must be shared)
     state = ck.state() if ck.exists() else None
     if state is not None and state.get("key") != key:
         raise ParameterError(_key_mismatch_message(ck.dir, state, key_parts))
@@ -582,7 +765,7 @@ def train(
         pool_size=config.fixed_pool_size,
         seed=config.seed,
         bf16=config.bf16,
-        show_progress=show_progress,
+        show_progress=show_progress and rank == 0,
     )
     recorder.plan(steps_per_epoch, total_steps)
     if recorder.records_pool:
@@ -609,9 +792,10 @@ def train(
             opt = torch.load(ck.file(state, "optimizer"), map_location=device, weights_only=True)
             optimizer.load_state_dict(opt["optimizer"])
             scheduler.load_state_dict(opt["scheduler"])
-            _set_rng_state(torch.load(ck.file(state, "rng"), weights_only=True))
+            _restore_rng(torch.load(ck.file(state, "rng"), weights_only=True), config.seed, start_step)
     else:
-        seed_everything(config.seed)
+        seed_everything(_rank_seed(config.seed, rank))
+    distributed.broadcast_parameters(encoder)  # every process starts from rank 0's weights
 
     ids = df["id"].to_numpy()
     queries = df["query"].to_numpy()
@@ -631,16 +815,21 @@ def train(
         return prior_seconds + time.perf_counter() - session_start
 
     def save(step: int, completed: bool) -> None:
-        ck.save(
-            step=step,
-            encoder=encoder,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            recorder=recorder,
-            history=history,
-            meta={**meta, "seconds": elapsed()},
-            completed=completed,
-        )
+        # each process's dropout generator, so a resumed multi-process run draws what it would have
+        rng = {"ranks": distributed.all_gather_objects(_rng_state())} if world > 1 else None
+        if rank == 0:
+            ck.save(
+                step=step,
+                encoder=encoder,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                recorder=recorder,
+                history=history,
+                meta={**meta, "seconds": elapsed(), **({"world_size": world} if world > 1 else {})},
+                completed=completed,
+                rng=rng,
+            )
+        distributed.barrier()
 
     resumed_from = start_step
     saved_lengths = (encoder.max_query_len, encoder.max_code_len)
@@ -649,8 +838,13 @@ def train(
         encoder.max_code_len = config.max_code_len or saved_lengths[1]
         encoder.train()
         bar = tqdm(
-            total=total_steps, initial=start_step, desc="train", unit="step", disable=not show_progress
+            total=total_steps, initial=start_step, desc="train", unit="step", disable=not show_progress or rank > 0
         )
+        speed = contextlib.ExitStack()
+        speed.enter_context(tf32_context(device, config.tf32))
+        if config.compile:
+            encoder.model.compile()
+            speed.callback(_uncompile, encoder.model)
         try:
             for step in range(start_step + 1, total_steps + 1):
                 idx = batch_indices(step)
@@ -669,6 +863,33 @@ def train(
                     plan = mix_plan(
                         len(idx), config.mixup_alpha, config.mixup_fraction, np.random.default_rng([config.seed, step])
                     )
+                if world > 1 or config.grad_cache_chunk is not None:
+                    loss, square = _parallel_step(
+                        encoder, queries[idx].tolist(), codes[idx].tolist(), neg_texts, config, device,
+                        want_square=recorder.records_batch,
+                    )
+                    distributed.average_gradients(encoder.parameters())
+                    if config.max_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(encoder.parameters(), config.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    if square is not None:
+                        recorder.record_batch(square, ids[idx], step)
+                    if recorder.is_pool_checkpoint(step):  # single-process only (_check_distributed)
+                        recorder.record_pool(encoder, step)
+                    loss_value = float(loss)
+                    history.append(
+                        {"step": step, "epoch": step / steps_per_epoch, "loss": loss_value, "lr": float(lr),
+                         "seconds": elapsed()}
+                    )
+                    if step in save_steps:
+                        save(step, completed=step == total_steps)
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", refresh=False)
+                    if stop_after_steps is not None and step >= stop_after_steps and step < total_steps:
+                        raise TrainingInterrupted(f"simulated interruption after step {step} (stop_after_steps)")
+                    continue
                 with autocast_context(device, config.bf16):
                     if plan is None:
                         q = encoder.embed(queries[idx].tolist(), "query")
@@ -710,6 +931,7 @@ def train(
                 if stop_after_steps is not None and step >= stop_after_steps and step < total_steps:
                     raise TrainingInterrupted(f"simulated interruption after step {step} (stop_after_steps)")
         finally:
+            speed.close()
             bar.close()
             encoder.max_query_len, encoder.max_code_len = saved_lengths
     encoder.eval()
@@ -717,20 +939,24 @@ def train(
     seconds = float(history[-1]["seconds"]) if history else prior_seconds
     dynamics = recorder.to_frame() if recorder.enabled else empty_frame()
     hist_df = _history_frame(history)
-    model_dir = _save_model_dir(encoder, out_dir / "model")
-    atomic_write_parquet(out_dir / "dynamics.parquet", dynamics)
-    atomic_write_parquet(out_dir / "history.parquet", hist_df)
-    atomic_write_json(
-        out_dir / "train_config.json",
-        {
-            **meta,
-            "seconds": seconds,
-            "completed": True,
-            "torch": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "device": str(device),
-        },
-    )
+    model_dir = out_dir / "model"
+    if rank == 0:
+        _save_model_dir(encoder, model_dir)
+        atomic_write_parquet(out_dir / "dynamics.parquet", dynamics)
+        atomic_write_parquet(out_dir / "history.parquet", hist_df)
+        atomic_write_json(
+            out_dir / "train_config.json",
+            {
+                **meta,
+                "seconds": seconds,
+                "completed": True,
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "device": str(device),
+                **({"world_size": world} if world > 1 else {}),
+            },
+        )
+    distributed.barrier()
     return TrainResult(
         model_dir=model_dir,
         dynamics=dynamics,
