@@ -52,6 +52,11 @@ run: venv
 test: venv
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -rs --durations=15
 
+# the benchmark suite (not run by CI): every figure a ratio against a reference measured in the same
+# process, with its target; results in benchmarks/results/, explained in docs/performance.md
+bench: venv
+	cd benchmarks && HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ../$(BIN)/python run_all.py $(BENCH_ARGS)
+
 smoke: venv
 	HF_HUB_OFFLINE=1 $(BIN)/workbench run --preset smoke
 

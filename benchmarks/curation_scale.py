@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import check, write_result  # noqa: E402
 
 
 def _rss_mb() -> float:
@@ -103,13 +105,19 @@ def main() -> None:
     for r in rows:
         print(f"{r['n']:>9} {r['filter_s']:>9} {r['mine_s']:>8} {r['both_shared_s']:>9} "
               f"{r['peak_rss_mb']:>8} {r['working_mb']:>8} {r['embeddings_mb']:>7}")
+    growth, targets = {}, []
     if len(rows) >= 2:
         a, b = rows[0], rows[-1]
         for key in ("filter_s", "mine_s", "both_shared_s", "working_mb"):
             if a[key] > 0 and b[key] > 0:  # NaN (skipped) compares False
                 e = math.log(b[key] / a[key]) / math.log(b["n"] / a["n"])
                 est = b[key] * (1_000_000 / b["n"]) ** e
+                growth[key] = {"exponent": e, "at_1m": est}
                 print(f"growth {key}: n^{e:.2f} (from n={a['n']} to {b['n']}); at n=1,000,000 about {est:,.0f}")
+        if "working_mb" in growth:  # an n x n score matrix would grow as n^2
+            targets.append(check("curation: working-memory growth exponent (n^2 would be 2)",
+                                 growth["working_mb"]["exponent"], 1.2, higher_is_better=False, unit=""))
+    write_result("curation_scale", {"args": vars(args), "rows": rows, "growth": growth, "targets": targets})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,82 @@
+"""How long ``make run`` (every notebook on the default ``cpu`` preset) takes, and each notebook's share.
+
+    python benchmarks/end_to_end.py                        # from the run folders under papermill_runs/
+    python benchmarks/end_to_end.py --run-dir papermill_runs/20261122-101500-cpu
+    python benchmarks/end_to_end.py --run                  # runs `workbench run --preset cpu` now (hours)
+
+Reads ``status.json`` of run folders made with ``preset: cpu`` and no overrides, takes each
+notebook's latest successful time, and prints the seconds, the share of the total and the target
+(<= 15 minutes on 2 cores). Times taken from several folders are chapter-by-chapter runs, not one
+uninterrupted run: the script says which folder each comes from. Peak memory is not in
+``status.json``; ``--run`` measures the whole run's peak RSS (children included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+from common import ROOT, check, write_result
+
+TARGET_S = 15 * 60
+
+
+def from_folders(folders: list[Path]) -> dict[str, dict]:
+    import json
+
+    found: dict[str, dict] = {}
+    for folder in sorted(folders, key=lambda p: p.stat().st_mtime):
+        try:
+            params = yaml.safe_load((folder / "params.yaml").read_text())
+            status = json.loads((folder / "status.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if params.get("preset") != "cpu" or params.get("overrides"):
+            continue
+        for nb, st in status.items():
+            if isinstance(st, dict) and st.get("status") == "ok" and st.get("seconds"):
+                found[nb] = {"seconds": float(st["seconds"]), "folder": folder.name}
+    return found
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=Path, default=Path(os.environ.get("WORKBENCH_RUNS", ROOT / "papermill_runs")))
+    ap.add_argument("--run-dir", type=Path, action="append", help="only these run folders (repeatable)")
+    ap.add_argument("--run", action="store_true", help="run `workbench run --preset cpu` now and time it")
+    args = ap.parse_args()
+
+    peak_mb = None
+    if args.run:
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "workbench", "run", "--preset", "cpu"], cwd=ROOT, check=True)
+        print(f"[bench] the whole run: {time.perf_counter() - t:.0f} s")
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        newest = max((p for p in args.runs.iterdir() if p.name.endswith("-cpu")), key=lambda p: p.stat().st_mtime)
+        folders = [newest]
+    else:
+        folders = args.run_dir or [p for p in args.runs.iterdir() if p.is_dir()]
+    found = from_folders(folders)
+    if not found:
+        sys.exit(f"no finished cpu-preset notebooks under {args.runs}: run `make run` (or pass --run)")
+    total = sum(v["seconds"] for v in found.values())
+    print(f"{'notebook':<28} {'minutes':>8} {'share':>6}  folder")
+    for nb, v in sorted(found.items()):
+        print(f"{nb:<28} {v['seconds'] / 60:8.1f} {v['seconds'] / total:6.1%}  {v['folder']}")
+    print(f"{'total':<28} {total / 60:8.1f}")
+    if len({v['folder'] for v in found.values()}) > 1:
+        print("[bench] note: assembled from chapter-by-chapter runs in several folders, not one run")
+    targets = [check("end to end: make run on the cpu preset (minutes)", total / 60, TARGET_S / 60,
+                     higher_is_better=False, unit=" min")]
+    write_result("end_to_end", {"notebooks": found, "total_s": total, "peak_rss_mb_children": peak_mb,
+                                "targets": targets})
+
+
+if __name__ == "__main__":
+    main()
