@@ -37,6 +37,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    ap.add_argument("--device", default="auto", help="auto (CUDA when torch sees one), cpu or cuda[:N]")
     ap.add_argument("--no-mrr", action="store_true", help="skip the CoSQA dev MRR check (about 3 min on 2 cores)")
     args = ap.parse_args()
 
@@ -47,13 +48,15 @@ def main() -> None:
     from workbench.evaluation import evaluate
     from workbench.models import BiEncoder
     from workbench.models.registry import resolve_model
+    from workbench.runtime import pick_device
 
     if args.threads:
         torch.set_num_threads(args.threads)
     task = load_cosqa()
     texts = list(task.corpus.values())[: args.n]
-    ours = BiEncoder.load(args.model, max_query_len=args.max_len, max_code_len=args.max_len)
-    st = SentenceTransformer(str(resolve_model(args.model)), device="cpu")
+    device = pick_device(args.device)
+    ours = BiEncoder.load(args.model, max_query_len=args.max_len, max_code_len=args.max_len, device=device)
+    st = SentenceTransformer(str(resolve_model(args.model)), device=str(device))
     st.max_seq_length = args.max_len
     lengths = ours.token_lengths(texts, "code")
     tokens = int(lengths.sum())

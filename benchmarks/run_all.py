@@ -23,7 +23,7 @@ from common import RESULTS, ROOT
 BENCH = ROOT / "benchmarks"
 SUITE = {
     "encode_throughput": ([], ["--n", "200", "--rounds", "1", "--no-mrr"]),
-    "train_throughput": ([], ["--pairs", "160", "--variants", "st_fp32", "ours_fp32", "ours_bf16"]),
+    "train_throughput": ([], ["--pairs", "160", "--variants", "st_fp32", "ours_fp32", "ours_bf16_mb8"]),
     "dynamics_overhead": ([], ["--pairs", "160", "--rounds", "1"]),
     "search_ann": ([], ["--n", "100000", "--ef", "32", "64"]),
     "curation_scale": (["--sizes", "10000", "100000"], ["--sizes", "2000", "20000", "--no-shared"]),

@@ -254,3 +254,30 @@ def test_both_modes_recorded_in_one_run(encoder, pairs, tmp_path):
     assert sorted(ib["checkpoint"].unique()) == [0, 1]  # one per epoch, read off the training logits
     assert sorted(fp["checkpoint"].unique()) == [0, 1, 2, 3] and sorted(fp["step"].unique()) == [1, 2, 3, 4]
     assert (fp.groupby("pair_id").size() == 4).all() and set(fp["pair_id"]) == set(ib["pair_id"])
+
+
+def test_micro_batches_give_the_plain_embeddings_and_gradients(encoder, pairs):
+    """Length-sorted micro-batches (TrainConfig.micro_batch) change the padding, not the result: same
+    rows in input order and the same gradients (dropout off), and a bad value names the field."""
+    from workbench.training.trainer import _embed_sorted
+
+    texts = pairs["code"].tolist()[:10]
+    encoder.eval()  # no dropout: the two must agree up to float rounding
+    grads = []
+    for micro in (None, 3):
+        encoder.zero_grad(set_to_none=True)
+        emb = _embed_sorted(encoder, texts, "code", micro)
+        (emb @ emb[0].detach()).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in encoder.named_parameters() if p.grad is not None})
+        if micro is None:
+            plain = emb.detach()
+        else:
+            assert torch.allclose(emb.detach(), plain, atol=2e-6), (emb.detach() - plain).abs().max()
+    assert grads[0].keys() == grads[1].keys()
+    scale = max(float(g.abs().max()) for g in grads[0].values())
+    worst = {n: float((grads[0][n] - grads[1][n]).abs().max()) for n in grads[0]}
+    # relative to the largest gradient: the attention key biases' true gradient is 0 (softmax is shift
+    # invariant), so theirs is rounding noise in both
+    assert max(worst.values()) < 1e-5 * scale, sorted(worst.items(), key=lambda kv: -kv[1])[:3]
+    with pytest.raises(ParameterError, match="micro_batch"):
+        TrainConfig(micro_batch=0)

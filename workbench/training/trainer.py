@@ -149,6 +149,12 @@ class TrainConfig:
     embed the batch in chunks of this many texts so its size (the number of in-batch negatives) is
     not limited by activation memory; same loss and gradients as the plain step up to rounding, but
     dropout is drawn per chunk, so it is in the resume key. Not combinable with MixUp or OASIS order labels.
+    ``micro_batch``: embed each side of a batch (its queries, its codes, its extra negatives) in
+    forward passes of at most this many texts, sorted by token length, so each pass pads only to its
+    own longest text (on 2 CPU cores, MiniLM, batch 32, 128 tokens: measured by
+    ``benchmarks/train_throughput.py``). The batch, its negatives and the loss are unchanged up to
+    float rounding; dropout masks differ (drawn per pass), so it is in the resume key when set.
+    Single-process steps without MixUp only (ignored under GradCache, which chunks already).
     """
 
     epochs: int = 1
@@ -180,6 +186,7 @@ class TrainConfig:
     tf32: bool = False
     compile: bool = False
     grad_cache_chunk: int | None = None
+    micro_batch: int | None = None  # length-sorted forward passes of at most this many texts (None = one)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -250,6 +257,8 @@ class TrainConfig:
             raise bad("grad_cache_chunk", "None when mixup_alpha is set (GradCache does not support MixUp)")
         if self.grad_cache_chunk is not None and self.order_weight > 0:
             raise bad("grad_cache_chunk", "None when order_weight > 0 (GradCache does not support OASIS CoSENT)")
+        if self.micro_batch is not None and (not is_int(self.micro_batch) or self.micro_batch < 1):
+            raise bad("micro_batch", "None (one forward pass per side) or an integer >= 1")
         for name in ("bf16", "drop_last", "tf32", "compile"):
             if not isinstance(getattr(self, name), bool):
                 raise bad(name, "True or False")
@@ -422,6 +431,19 @@ def _check_distributed(config: TrainConfig, negatives: Any, encoder: Any) -> Non
             f"train: several processes train on the same GPU {places}; load the encoder with "
             "device=workbench.training.distributed.local_device() (cuda:LOCAL_RANK)"
         )
+
+
+def _embed_sorted(encoder: Any, texts: list[str], kind: str, micro_batch: int | None) -> torch.Tensor:
+    """``encoder.embed(texts, kind)`` in length-sorted passes of at most ``micro_batch`` texts, rows in
+    input order (gradients flow through every pass); one pass when ``micro_batch`` is None or larger."""
+    if micro_batch is None or len(texts) <= micro_batch:
+        return encoder.embed(texts, kind)
+    order = np.argsort(-encoder.token_lengths(texts, kind), kind="stable")
+    parts = [encoder.embed([texts[i] for i in order[s : s + micro_batch]], kind)
+             for s in range(0, len(texts), micro_batch)]
+    inverse = torch.empty(len(texts), dtype=torch.long)
+    inverse[torch.from_numpy(order)] = torch.arange(len(texts))
+    return torch.cat(parts)[inverse.to(parts[0].device)]
 
 
 def _uncompile(model: torch.nn.Module) -> None:
@@ -720,6 +742,7 @@ def train(
             if k not in _NOT_IN_KEY and (config.mixup_alpha is not None or k not in _MIXUP_FIELDS)
             and (_uses_order(config) or k not in _ORDER_FIELDS)  # keys of runs before these fields unchanged
             and (config.grad_cache_chunk is not None or k != "grad_cache_chunk")
+            and (config.micro_batch is not None or k != "micro_batch")
         },
         "data": _fingerprint_pairs(df),
         "n_pairs": n,
@@ -892,12 +915,12 @@ def train(
                     continue
                 with autocast_context(device, config.bf16):
                     if plan is None:
-                        q = encoder.embed(queries[idx].tolist(), "query")
-                        c = encoder.embed(codes[idx].tolist(), "code")
+                        q = _embed_sorted(encoder, queries[idx].tolist(), "query", config.micro_batch)
+                        c = _embed_sorted(encoder, codes[idx].tolist(), "code", config.micro_batch)
                     else:
                         q, q_mix = mixup_embed(encoder, queries[idx].tolist(), "query", plan, config.mixup_layer)
                         c, c_mix = mixup_embed(encoder, codes[idx].tolist(), "code", plan, config.mixup_layer)
-                    neg = encoder.embed(neg_texts, "code") if neg_texts else None
+                    neg = _embed_sorted(encoder, neg_texts, "code", config.micro_batch) if neg_texts else None
                 loss, logits = info_nce(q, c, temperature=config.temperature, negatives=neg)
                 if plan is not None:
                     loss = loss + config.mixup_weight * mixup_loss(q, c, q_mix, c_mix, plan, config.temperature)
