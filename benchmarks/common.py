@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+# --quick runs of run_all.py write to results/quick/ (WORKBENCH_BENCH_RESULTS), never over the full results
+RESULTS = Path(os.environ.get("WORKBENCH_BENCH_RESULTS", ROOT / "benchmarks" / "results"))
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -113,5 +114,5 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"benchmark": name, "machine": machine(), **result}, indent=1, default=float))
     os.replace(tmp, path)
-    print(f"[bench] wrote {path.relative_to(ROOT)}", flush=True)
+    print(f"[bench] wrote {path}", flush=True)
     return path

@@ -1,11 +1,12 @@
 """``make bench``: every benchmark in turn, then one table of each figure against its target.
 
-    python benchmarks/run_all.py                 # everything, default sizes (about 45 min on 2 cores)
-    python benchmarks/run_all.py --quick         # small sizes (about 10 min): a smoke test of the suite
+    python benchmarks/run_all.py                 # everything, default sizes (about 35 min on 2 cores)
+    python benchmarks/run_all.py --quick         # small sizes: a smoke test of the suite
     python benchmarks/run_all.py --only encode_throughput train_throughput
     python benchmarks/run_all.py --table         # only print the table of the results already written
 
-Each benchmark runs in its own process and writes ``benchmarks/results/<name>.json``; a failing one
+Each benchmark runs in its own process and writes ``benchmarks/results/<name>.json`` (with
+``--quick``: ``benchmarks/results/quick/``, so the full results stay); a failing one
 is reported and the others still run. Results written by an earlier call (e.g. the hour-long
 ``search_ann`` at a million vectors) stay in the table until the benchmark runs again.
 """
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 
-from common import RESULTS, ROOT
+import common
+from common import ROOT
 
 BENCH = ROOT / "benchmarks"
 SUITE = {
@@ -35,7 +38,7 @@ SUITE = {
 def table() -> int:
     rows, missing = [], []
     for name in SUITE:
-        path = RESULTS / f"{name}.json"
+        path = common.RESULTS / f"{name}.json"
         if not path.exists():
             missing.append(name)
             continue
@@ -54,6 +57,13 @@ def table() -> int:
     for name in missing:
         print(f"{name:<18} (no result yet: python benchmarks/{name}.py)")
     print(f"\n{len(rows) - misses} of {len(rows)} targets met; the misses and their reasons: docs/performance.md")
+    curation = common.RESULTS / "curation_scale.json"
+    if not curation.exists() or max(r["n"] for r in json.loads(curation.read_text())["rows"]) < 1_000_000:
+        print("not measured: curation at 1,000,000 pairs (python benchmarks/curation_scale.py --sizes 10000 100000 "
+              "1000000; hours on 2 cores)")
+    gpus = {json.loads(p.read_text())["machine"].get("gpu") for p in common.RESULTS.glob("*.json")}
+    if not gpus - {None}:
+        print("not measured: GPU throughput (no result was taken on a CUDA machine)")
     return misses
 
 
@@ -63,6 +73,9 @@ def main() -> None:
     ap.add_argument("--only", nargs="+", choices=list(SUITE))
     ap.add_argument("--table", action="store_true")
     args = ap.parse_args()
+    if args.quick:  # small sizes: keep them apart from the full results
+        common.RESULTS = common.RESULTS / "quick"
+        os.environ["WORKBENCH_BENCH_RESULTS"] = str(common.RESULTS)
     if not args.table:
         failed = []
         for name in args.only or list(SUITE):
