@@ -892,60 +892,36 @@ def train(
                         want_square=recorder.records_batch,
                     )
                     distributed.average_gradients(encoder.parameters())
-                    if config.max_grad_norm is not None:
-                        torch.nn.utils.clip_grad_norm_(encoder.parameters(), config.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                    if square is not None:
-                        recorder.record_batch(square, ids[idx], step)
-                    if recorder.is_pool_checkpoint(step):  # single-process only (_check_distributed)
-                        recorder.record_pool(encoder, step)
-                    loss_value = float(loss)
-                    history.append(
-                        {"step": step, "epoch": step / steps_per_epoch, "loss": loss_value, "lr": float(lr),
-                         "seconds": elapsed()}
-                    )
-                    if step in save_steps:
-                        save(step, completed=step == total_steps)
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.2e}", refresh=False)
-                    if stop_after_steps is not None and step >= stop_after_steps and step < total_steps:
-                        raise TrainingInterrupted(f"simulated interruption after step {step} (stop_after_steps)")
-                    continue
-                with autocast_context(device, config.bf16):
-                    if plan is None:
-                        q = _embed_sorted(encoder, queries[idx].tolist(), "query", config.micro_batch)
-                        c = _embed_sorted(encoder, codes[idx].tolist(), "code", config.micro_batch)
-                    else:
-                        q, q_mix = mixup_embed(encoder, queries[idx].tolist(), "query", plan, config.mixup_layer)
-                        c, c_mix = mixup_embed(encoder, codes[idx].tolist(), "code", plan, config.mixup_layer)
-                    neg = _embed_sorted(encoder, neg_texts, "code", config.micro_batch) if neg_texts else None
-                loss, logits = info_nce(q, c, temperature=config.temperature, negatives=neg)
-                if plan is not None:
-                    loss = loss + config.mixup_weight * mixup_loss(q, c, q_mix, c_mix, plan, config.temperature)
-                if config.order_weight > 0 and order is not None:
-                    loss = config.contrastive_weight * loss + config.order_weight * _order_loss(q, c, neg, order, config)
-                elif config.contrastive_weight != 1.0:
-                    loss = config.contrastive_weight * loss
-                loss.backward()
+                else:
+                    with autocast_context(device, config.bf16):
+                        if plan is None:
+                            q = _embed_sorted(encoder, queries[idx].tolist(), "query", config.micro_batch)
+                            c = _embed_sorted(encoder, codes[idx].tolist(), "code", config.micro_batch)
+                        else:
+                            q, q_mix = mixup_embed(encoder, queries[idx].tolist(), "query", plan, config.mixup_layer)
+                            c, c_mix = mixup_embed(encoder, codes[idx].tolist(), "code", plan, config.mixup_layer)
+                        neg = _embed_sorted(encoder, neg_texts, "code", config.micro_batch) if neg_texts else None
+                    loss, logits = info_nce(q, c, temperature=config.temperature, negatives=neg)
+                    if plan is not None:
+                        loss = loss + config.mixup_weight * mixup_loss(q, c, q_mix, c_mix, plan, config.temperature)
+                    if config.order_weight > 0 and order is not None:
+                        loss = config.contrastive_weight * loss + config.order_weight * _order_loss(q, c, neg, order, config)
+                    elif config.contrastive_weight != 1.0:
+                        loss = config.contrastive_weight * loss
+                    loss.backward()
+                    loss, square = loss.detach(), logits[:, : len(idx)]  # the in-batch square only
                 if config.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(encoder.parameters(), config.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                recorder.record_batch(logits[:, : len(idx)], ids[idx], step)  # in-batch square only
-                loss_value = float(loss.detach())
+                if square is not None:
+                    recorder.record_batch(square, ids[idx], step)
+                loss_value = float(loss)
                 history.append(
-                    {
-                        "step": step,
-                        "epoch": step / steps_per_epoch,
-                        "loss": loss_value,
-                        "lr": float(lr),
-                        "seconds": elapsed(),
-                    }
+                    {"step": step, "epoch": step / steps_per_epoch, "loss": loss_value, "lr": float(lr), "seconds": elapsed()}
                 )
-                if recorder.is_pool_checkpoint(step):
+                if recorder.is_pool_checkpoint(step):  # single-process only (_check_distributed)
                     recorder.record_pool(encoder, step)
                 if step in save_steps:
                     save(step, completed=step == total_steps)
