@@ -9,11 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from chat_server import ChatServer, completion
 from faults import fault
 
 from workbench.errors import ModelNotFoundError, ParameterError
@@ -55,69 +54,14 @@ def chat_backend(llm_server):
     backend.close()
 
 
-# --- a tiny real HTTP server whose answers the test scripts ------------------------------------------------
-
-
-class ScriptedServer:
-    """``http.server`` on 127.0.0.1 answering POSTs with the scripted (status, headers, body) in turn."""
-
-    def __init__(self, script):
-        self.script, self.seen = list(script), []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.seen.append(
-                    {
-                        "time": time.monotonic(),
-                        "path": self.path,
-                        "json": json.loads(body),
-                        "auth": self.headers.get("Authorization"),
-                    }
-                )
-                status, headers, payload = outer.script[min(len(outer.seen), len(outer.script)) - 1]
-                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-def completion(text):
-    return {
-        "id": "x",
-        "object": "chat.completion",
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-    }
-
-
 # --- HTTP backend: retries and errors -----------------------------------------------------------------------
 
 
 def test_retry_after_429_is_honoured_then_text_returned():
-    with ScriptedServer(
+    with ChatServer(
         [
-            (429, {"Retry-After": "1"}, {"error": {"message": "slow down"}}),
-            (200, {}, completion("a paraphrase")),
+            ("status", 429, {"Retry-After": "1"}, {"error": {"message": "slow down"}}),
+            ("status", 200, {}, completion("a paraphrase")),
         ]
     ) as srv, fault("llm server", "HTTP 429 with Retry-After: 1, then 200") as f:
         backend = OpenAIBackend(srv.base_url, "m", api_key="k1", max_retries=3, backoff=0.01)
@@ -126,11 +70,11 @@ def test_retry_after_429_is_honoured_then_text_returned():
         elapsed = time.monotonic() - t0
         assert text == "a paraphrase"
         assert len(srv.seen) == 2 and backend.retries == 1 and backend.requests == 2
-        gap = srv.seen[1]["time"] - srv.seen[0]["time"]
+        gap = srv.requests[1]["time"] - srv.requests[0]["time"]
         assert 0.95 <= gap < 2.0 and elapsed < 3.0  # waited the server's 1 s, not the 0.01 s backoff
         f.keep()
         f.saw(f"answer {text!r} after waiting the server's Retry-After ({gap:.2f} s)")
-    sent = srv.seen[0]
+    sent = srv.requests[0]
     assert sent["path"] == "/v1/chat/completions" and sent["auth"] == "Bearer k1"
     assert sent["json"] == {
         "model": "m",
@@ -145,7 +89,7 @@ def test_retry_after_429_is_honoured_then_text_returned():
 
 def test_400_is_not_retried_and_its_body_is_shown():
     body = {"error": {"message": "temperature must be <= 2, got 7", "padding": "z" * 5000}}
-    with ScriptedServer([(400, {}, body), (200, {}, completion("never"))]) as srv:
+    with ChatServer([("status", 400, {}, body), ("status", 200, {}, completion("never"))]) as srv:
         backend = OpenAIBackend(srv.base_url, "m", max_retries=3, backoff=0.01)
         with pytest.raises(LLMError) as err:
             backend.chat(HELLO, GREEDY)
@@ -156,7 +100,7 @@ def test_400_is_not_retried_and_its_body_is_shown():
 
 
 def test_5xx_retried_a_bounded_number_of_times():
-    with ScriptedServer([(503, {}, b"overloaded")]) as srv, fault("llm server", "HTTP 503 forever") as f:
+    with ChatServer([("status", 503, {}, b"overloaded")], then="last") as srv, fault("llm server", "HTTP 503 forever") as f:
         backend = OpenAIBackend(srv.base_url, "m", max_retries=2, backoff=0.01)
         with pytest.raises(LLMError, match="after 3 attempt.*HTTP 503: overloaded") as err:
             backend.chat(HELLO, GREEDY)
@@ -177,7 +121,7 @@ def test_unreachable_server_names_the_url_quickly():
 
 
 def test_not_a_chat_completion_is_a_clear_error():
-    with ScriptedServer([(200, {}, {"unexpected": True})]) as srv, fault("llm server", "200 without choices") as f:
+    with ChatServer([("status", 200, {}, {"unexpected": True})]) as srv, fault("llm server", "200 without choices") as f:
         with pytest.raises(LLMError, match="not a chat completion.*unexpected") as err:
             OpenAIBackend(srv.base_url, "m", max_retries=0).chat(HELLO, GREEDY)
         f.saw(err.value)
