@@ -20,6 +20,8 @@ from workbench.evaluation import (
     bootstrap_ci,
     evaluate,
     metrics_from_table,
+    minimum_detectable_effect,
+    minimum_detectable_effect_of_average,
     paired_bootstrap,
     paired_randomization_test,
     rank_of_first_relevant,
@@ -218,6 +220,54 @@ def test_paired_tests_detect_a_clear_difference_and_not_a_null_one() -> None:
     assert ident["delta"] == 0 and ident["p_value"] == 1.0
     with pytest.raises(WorkbenchError, match="different queries"):
         paired_bootstrap(a, a.iloc[:10])
+
+
+Z_SUM = 1.959964 + 0.841621  # z_{0.975} + z_{0.80}: a two-sided test at alpha 0.05 with 80% power
+
+
+def test_minimum_detectable_effect_by_hand() -> None:
+    # diffs [1, -1, 2, 0, 3, -2, 1, 0]: sum 4, mean 0.5; deviations +-0.5 (x4), +-1.5 (x2), +-2.5 (x2)
+    # -> squares 4 * 0.25 + 2 * 2.25 + 2 * 6.25 = 18; var (ddof 1) 18 / 7; sd 1.603567
+    # -> SE = sd / sqrt(8) = 0.566947; MDE = 2.801585 * 0.566947 = 1.588350
+    diffs = np.array([1, -1, 2, 0, 3, -2, 1, 0], dtype=float)
+    assert minimum_detectable_effect(diffs) == pytest.approx(Z_SUM * math.sqrt(18 / 7) / math.sqrt(8), rel=1e-6)
+    assert minimum_detectable_effect(diffs) == pytest.approx(1.588350, abs=1e-5)
+    # alpha 0.01, power 0.9: (2.575829 + 1.281552) * 0.566947 = 2.186929
+    assert minimum_detectable_effect(diffs, alpha=0.01, power=0.9) == pytest.approx(2.186929, abs=1e-5)
+    # the same spread over 4x the queries: half the MDE (sd with ddof 1 moves a little: 18*4 / 31)
+    assert minimum_detectable_effect(np.tile(diffs, 4)) == pytest.approx(Z_SUM * math.sqrt(72 / 31) / math.sqrt(32), rel=1e-6)
+    assert math.isnan(minimum_detectable_effect([3.0])) and math.isnan(minimum_detectable_effect([]))
+    assert minimum_detectable_effect([2.0, 2.0, 2.0]) == 0.0
+    with pytest.raises(WorkbenchError, match="power"):
+        minimum_detectable_effect(diffs, power=1.0)
+
+
+def test_minimum_detectable_effect_of_an_average_by_hand() -> None:
+    # set 1: the diffs above, var 18/7 over n 8; set 2: [2, 4, 0, 2], mean 2, squares 0+4+4+0 = 8,
+    # var 8/3 over n 4. SE of the average of the two set means = sqrt(18/56 + 8/12) / 2
+    # = sqrt(0.321429 + 0.666667) / 2 = 0.497015; MDE = 2.801585 * 0.497015 = 1.392430
+    d1 = [1, -1, 2, 0, 3, -2, 1, 0]
+    d2 = [2, 4, 0, 2]
+    assert minimum_detectable_effect_of_average([d1, d2]) == pytest.approx(
+        Z_SUM * math.sqrt(18 / 56 + 8 / 12) / 2, rel=1e-6)
+    assert minimum_detectable_effect_of_average([d1, d2]) == pytest.approx(1.392430, abs=1e-5)
+    # one set: the plain MDE
+    assert minimum_detectable_effect_of_average([d1]) == pytest.approx(minimum_detectable_effect(d1))
+    assert math.isnan(minimum_detectable_effect_of_average([d1, [1.0]]))
+    assert math.isnan(minimum_detectable_effect_of_average([]))
+
+
+def test_paired_tests_report_the_minimum_detectable_effect() -> None:
+    # rr of a: [0.5, 0.5, 0.2, 1.0], of b: [1.0, 0.5, 0.25, 0.5] -> diffs (percent) [50, 0, 5, -50]
+    # mean 1.25; deviations 48.75, -1.25, 3.75, -51.25 -> squares 2376.5625 + 1.5625 + 14.0625
+    # + 2626.5625 = 5018.75; var (ddof 1) 1672.9167; sd 40.9013; SE 20.4506; MDE 2.801585 * 20.4506 = 57.2942
+    a = table_from_rr(np.array([0.5, 0.5, 0.2, 1.0]))
+    b = table_from_rr(np.array([1.0, 0.5, 0.25, 0.5]))
+    boot = paired_bootstrap(a, b, n_boot=200, seed=0)
+    assert boot["delta"] == pytest.approx(1.25)
+    assert boot["mde"] == pytest.approx(Z_SUM * math.sqrt(5018.75 / 3) / 2, rel=1e-6)
+    assert boot["mde"] == pytest.approx(57.2942, abs=1e-3)
+    assert paired_randomization_test(a, b, n_perm=100)["mde"] == pytest.approx(boot["mde"])
 
 
 # ------------------------------------------------------------------------------ end to end, TF-IDF

@@ -236,6 +236,39 @@ def test_report_of_a_sweep(tmp_path):
     assert "3 finished run(s) of 3" in shown
 
 
+def test_report_paired_tables_carry_the_minimum_detectable_effect(tmp_path):
+    """The report's paired tables (CSV, Markdown, LaTeX, report.md) show ``mde`` next to the interval."""
+    from workbench.selection import format_seed_table, paired_vs_baseline
+    from workbench.store import atomic_write_text
+    from workbench.sweep import TableSpec
+
+    def table(rr):
+        return pd.DataFrame({"qid": [f"q{i}" for i in range(len(rr))], "rr": rr})
+
+    run = tmp_path / "run"
+    run.mkdir()
+    atomic_write_text(run / "metrics.json", "{}")
+    # diffs (percent) [0, 50, 0, 0]: sd 25, SE 12.5, MDE 2.801585 * 12.5 = 35.02 on "a" and the OOD average
+    per_query = {"all": {"a": [table([1.0, 0.5, 0.5, 1.0])]}, "mix": {"a": [table([1.0, 1.0, 0.5, 1.0])]}}
+    tests = paired_vs_baseline(per_query, "all", ood_tasks=["a"], n_boot=200)
+    mean = pd.DataFrame({"seeds": [1, 1], "a": [75.0, 87.5], "OOD avg": [75.0, 87.5]}, index=pd.Index(["all", "mix"], name="model"))
+    std = pd.DataFrame({"a": [np.nan, np.nan], "OOD avg": [np.nan, np.nan]}, index=mean.index)
+    spec = TableSpec("t", "04_training", "table_mean", baseline="all", title="T")
+    tables = {"t": {"spec": spec, "mean": mean, "std": std, "formatted": format_seed_table(mean, std), "tests": tests}}
+    written = {p.name for p in write_report(run, tmp_path / "out", figures=("html",), tables=tables)}
+    assert {"t_paired.csv", "t_paired.md", "t_paired.tex", "report.md"} <= written
+    out = tmp_path / "out"
+    csv = pd.read_csv(out / "t_paired.csv").set_index("task")
+    assert list(csv.columns) == ["variant", "delta", "ci_low", "ci_high", "mde", "p_value", "queries"]
+    assert csv.loc["a", "mde"] == pytest.approx(35.02) and csv.loc["OOD avg", "mde"] == pytest.approx(35.02)
+    md = (out / "t_paired.md").read_text()
+    header = md.splitlines()[0]
+    assert "|   mde |" in header and header.index("ci_high") < header.index("mde") < header.index("p_value")
+    assert "35.02" in md
+    assert "mde" in (out / "t_paired.tex").read_text() and "35.02" in (out / "t_paired.tex").read_text()
+    assert "minimum detectable effect" in (out / "report.md").read_text()
+
+
 def test_latex_escapes_what_latex_needs():
     tex = to_latex(pd.DataFrame({"id_test": ["1.00 ± 0.20"]}, index=pd.Index(["a+b 50%"], name="model")), "MRR (%)", "t_1")
     assert r"\caption{MRR (\%)}" in tex and r"a+b 50\% & 1.00 $\pm$ 0.20" in tex and r"id\_test" in tex

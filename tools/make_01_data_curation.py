@@ -167,11 +167,13 @@ ablation
 """),
 ("md", """
 Each arm against "none", query by query (paired bootstrap; the OOD average resamples each OOD
-set's queries independently): the difference in MRR points with its 95% interval.
+set's queries independently): the difference in MRR points with its 95% interval, and the minimum
+detectable effect "MDE (80%)": the smallest true difference this many queries detect with 80%
+power at alpha 0.05.
 """),
 ("code", """
 arm_tests = selection.paired_vs_baseline(per_query, baseline="none", ood_tasks=ood_tasks, n_boot=P.n_boot, seed=P.seed)
-arm_tests[arm_tests["task"].isin(["id_test", "cosqa_dev", "OOD avg"])].set_index(["variant", "task"])
+selection.format_paired(arm_tests, ["id_test", "cosqa_dev", "OOD avg"])
 """),
 ("code", """
 run.log_metrics({

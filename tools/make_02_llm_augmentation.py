@@ -212,14 +212,15 @@ display(selection.format_seed_table(mean, std))
 ### Query-level paired tests against the baseline
 
 MRR difference to the baseline (percent points) with its 95% bootstrap interval, each query's
-reciprocal rank averaged over seeds.
+reciprocal rank averaged over seeds, and the minimum detectable effect "MDE (80%)": the smallest
+true difference these queries and seeds detect with 80% power at alpha 0.05.
 """),
 ("code", """
 tests = selection.paired_vs_baseline(per_query, baseline="baseline", ood_tasks=ood_tasks, n_boot=P.n_boot, seed=P.seed)
 fig = selection.delta_figure(tests, "OOD avg", title="Augmentation vs baseline: OOD-average MRR difference")
 export_for_paper(fig, run.path("figures", "chatdance_ood_delta"))
 fig.show()
-tests.pivot_table(index="variant", columns="task", values="delta", sort=False)
+selection.format_paired(tests)
 """),
 ("md", """
 ### Alignment and uniformity of each model (Wang & Isola; ChatDANCE section V)

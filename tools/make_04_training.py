@@ -119,14 +119,17 @@ if select_names:
 
 For each variant and test set: the MRR difference to `all` (percent points), its 95% bootstrap
 interval and p-value (queries resampled, each query's reciprocal rank averaged over seeds). The
-OOD-average row resamples each OOD set's queries independently.
+OOD-average row resamples each OOD set's queries independently. `mde` / "MDE (80%)" is the
+minimum detectable effect: the smallest true difference this comparison detects with 80% power
+at alpha 0.05, from the spread of the per-query differences and the number of queries (seeds
+averaged); a difference smaller than it says little either way.
 """),
 ("code", """
 if select_names:
     tests = selection.paired_vs_baseline(per_query, baseline="all", ood_tasks=ood_tasks, n_boot=P.n_boot, seed=P.seed)
     ood_rows = tests[tests["task"] == "OOD avg"].set_index("variant")
     display(ood_rows)
-    display(tests.pivot_table(index="variant", columns="task", values="delta", sort=False))
+    display(selection.format_paired(tests))
 """),
 ("code", """
 if select_names:
@@ -144,11 +147,14 @@ if select_names and target in ood_rows.index:
     r = ood_rows.loc[target]
     verdict = "beats" if r["ci_low"] > 0 else ("loses to" if r["ci_high"] < 0 else "is not distinguishable from")
     print(f"{target} {verdict} the all-data baseline on the OOD average: {r['delta']:+.2f} MRR points, "
-          f"95% CI [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}], p = {r['p_value']:.3f} "
+          f"95% CI [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}], p = {r['p_value']:.3f}, MDE (80%) {r['mde']:.2f} "
           f"({P.select_seeds} seed(s), {int(r['queries'])} OOD queries)")
+    print(f"with these queries and seeds a true difference below {r['mde']:.2f} MRR points would be missed "
+          f"more than 20% of the time (80% power, alpha 0.05)")
     if "random + MixUp" in ood_rows.index:
         rr = ood_rows.loc["random + MixUp"]
-        print(f"random + MixUp (same size, no selection): {rr['delta']:+.2f} [{rr['ci_low']:+.2f}, {rr['ci_high']:+.2f}]")
+        print(f"random + MixUp (same size, no selection): {rr['delta']:+.2f} [{rr['ci_low']:+.2f}, {rr['ci_high']:+.2f}], "
+              f"MDE (80%) {rr['mde']:.2f}")
 """),
 ("md", """
 ## 7. OASIS: order labels and the CoSENT objective (papers/001)
@@ -178,8 +184,7 @@ if oasis_names:
     oasis_base = oasis_variants.VARIANTS[oasis_names[0]].label
     oasis_tests = selection.paired_vs_baseline(oasis_per_query, baseline=oasis_base, ood_tasks=ood_tasks,
                                                n_boot=P.n_boot, seed=P.seed)
-    display(oasis_tests[oasis_tests["task"].isin(["OOD avg", "id_test"])]
-            .pivot_table(index="variant", columns="task", values="delta", sort=False).round(2))
+    display(selection.format_paired(oasis_tests, ["id_test", "OOD avg"]))
     print(f"training time {oasis_summaries.drop_duplicates(['model', 'seed'])['train_seconds'].sum() / 60:.1f} min")
 """),
 ("code", """

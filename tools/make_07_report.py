@@ -13,7 +13,8 @@ and keeps a registry of its runs. This chapter aggregates it, as `workbench repo
 
 1. the **run registry**: parameters, status, duration, git commit of every run;
 2. each **paper-style table**: MRR per test set and the OOD average, mean ± std over seeds;
-3. the **query-level paired tests** against the table's baseline, seeds pooled;
+3. the **query-level paired tests** against the table's baseline, seeds pooled, each difference
+   with its minimum detectable effect (`mde`: 80% power, alpha 0.05, MRR points);
 4. the figures, and every file written (CSV, Markdown, LaTeX, PNG/SVG/PDF/HTML).
 
 `sweep` names a sweep folder (`select_mixup-cpu`, a path, or the sweep's YAML file). Left empty, the
@@ -53,7 +54,8 @@ for name, t in tables.items():
     display(Markdown(f"### {t['spec'].title or name}"))
     display(t["formatted"])
     if not t["tests"].empty:
-        display(Markdown(f"Paired bootstrap against `{t['spec'].baseline}` (each query's reciprocal rank averaged over seeds), OOD average:"))
+        display(Markdown(f"Paired bootstrap against `{t['spec'].baseline}` (each query's reciprocal rank averaged over seeds), "
+                         "OOD average; `mde` is the minimum detectable effect (80% power, alpha 0.05):"))
         display(t["tests"][t["tests"]["task"] == "OOD avg"].set_index("variant"))
 """),
 ("md", """

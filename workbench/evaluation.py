@@ -19,6 +19,8 @@ Conventions (see ``shared/docs/methods.md``):
   Equal to trec_eval's AP whenever n_relevant <= k (always, on the tasks here).
 
 Every metric in :func:`metrics_from_table`, :func:`bootstrap_ci` and the paired tests is in percent.
+The paired tests also give the **minimum detectable effect** (:func:`minimum_detectable_effect`):
+the smallest true difference the comparison would detect with 80% power at alpha 0.05.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ __all__ = [
     "bootstrap_ci",
     "evaluate",
     "metrics_from_table",
+    "minimum_detectable_effect",
+    "minimum_detectable_effect_of_average",
     "paired_bootstrap",
     "paired_randomization_test",
     "rank_of_first_relevant",
@@ -280,6 +284,56 @@ def bootstrap_interval(means: np.ndarray, alpha: float = 0.05) -> tuple[float, f
     return float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2)), p
 
 
+def _z_sum(alpha: float, power: float) -> float:
+    """``z_{1 - alpha/2} + z_{power}`` of the standard normal (two-sided test)."""
+    from scipy.stats import norm
+
+    if not (0.0 < alpha < 1.0 and 0.0 < power < 1.0):
+        raise WorkbenchError(f"minimum detectable effect: alpha ({alpha}) and power ({power}) must lie in (0, 1)")
+    return float(norm.ppf(1.0 - alpha / 2.0) + norm.ppf(power))
+
+
+def minimum_detectable_effect(diffs: np.ndarray | Sequence[float], alpha: float = 0.05, power: float = 0.8) -> float:
+    """The minimum detectable effect of a paired comparison: the smallest true mean difference that
+    a two-sided paired z-test at level ``alpha`` detects with probability ``power``, given the
+    spread and number of the per-query differences ``diffs`` (standard paired-sample power analysis,
+    Cohen 1988, ch. 2):
+
+        MDE = (z_{1 - alpha/2} + z_{power}) * sd(diffs, ddof=1) / sqrt(n)
+
+    (2.8016 * SE at alpha 0.05 and 80% power). In the units of ``diffs`` (the tables pass MRR
+    percent points). When a variant has several seeds, the tables pass differences of the
+    seed-averaged reciprocal ranks, so the MDE reflects the queries and the seeds together (more
+    seeds shrink the seed noise in each difference, more queries shrink the standard error).
+    ``nan`` when there are fewer than 2 differences.
+    """
+    d = np.asarray(diffs, dtype=np.float64).ravel()
+    z = _z_sum(alpha, power)
+    if len(d) < 2:
+        return float("nan")
+    return z * float(d.std(ddof=1)) / math.sqrt(len(d))
+
+
+def minimum_detectable_effect_of_average(
+    diff_sets: Sequence[np.ndarray | Sequence[float]], alpha: float = 0.05, power: float = 0.8
+) -> float:
+    """The minimum detectable effect of an average over T sets of per-set mean differences (the "OOD
+    avg" row: each set's mean delta, averaged with equal weights; the sets are independent):
+
+        SE = sqrt(sum_t s_t^2 / n_t) / T,   MDE = (z_{1 - alpha/2} + z_{power}) * SE
+
+    with ``s_t`` the sd (ddof 1) of set t's ``n_t`` per-query differences; the same two-sided paired
+    z-test power calculation as :func:`minimum_detectable_effect` (which this equals for T = 1).
+    ``nan`` when there is no set or a set has fewer than 2 differences.
+    """
+    sets = [np.asarray(d, dtype=np.float64).ravel() for d in diff_sets]
+    z = _z_sum(alpha, power)
+    if not sets or any(len(d) < 2 for d in sets):
+        return float("nan")
+    var = sum(float(d.var(ddof=1)) / len(d) for d in sets)
+    return z * math.sqrt(var) / len(sets)
+
+
 def paired_bootstrap(
     table_a: pd.DataFrame,
     table_b: pd.DataFrame,
@@ -291,7 +345,8 @@ def paired_bootstrap(
     """Paired bootstrap of ``delta = mean(b) - mean(a)`` (percent points), queries aligned by qid.
 
     Returns ``delta``, ``ci`` (percentile interval), ``p_value`` (two-sided: twice the smaller share of
-    resampled deltas on either side of 0, capped at 1), ``mean_a``, ``mean_b``, ``n``.
+    resampled deltas on either side of 0, capped at 1), ``mde`` (:func:`minimum_detectable_effect` at
+    ``alpha`` and 80% power, percent points), ``mean_a``, ``mean_b``, ``n``.
     """
     d = _paired(table_a, table_b, metric)
     means = _bootstrap_means(d[:, None], n_boot, seed)[:, 0] * 100.0
@@ -302,6 +357,7 @@ def paired_bootstrap(
         "delta": float(d.mean() * 100.0),
         "ci": (lo, hi),
         "p_value": p,
+        "mde": minimum_detectable_effect(d * 100.0, alpha),
         "mean_a": float(a.mean() * 100.0),
         "mean_b": float((a.mean() + d.mean()) * 100.0),
         "n": int(len(d)),
@@ -315,6 +371,7 @@ def paired_randomization_test(
 
     Under the null each per-query difference is equally likely to have either sign; the two-sided
     p-value is ``(1 + #{|mean(s * d)| >= |mean(d)|}) / (1 + n_perm)`` over random sign vectors s.
+    ``mde``: :func:`minimum_detectable_effect` at alpha 0.05 and 80% power (percent points).
     """
     d = _paired(table_a, table_b, metric)
     rng = np.random.default_rng(seed)
@@ -328,6 +385,7 @@ def paired_randomization_test(
         "metric": metric,
         "delta": float(d.mean() * 100.0),
         "p_value": (1 + count) / (1 + n_perm),
+        "mde": minimum_detectable_effect(d * 100.0),
         "n": int(len(d)),
     }
 

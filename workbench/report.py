@@ -9,7 +9,9 @@ first (``selection.paired_vs_baseline``), which needs the runs to score the same
 example sweeps fix ``eval_seed``).
 
 Written, per table: ``<table>.csv`` (mean, std and seeds per cell, machine-readable),
-``<table>.md`` and ``<table>.tex`` (``mean ± std``), ``<table>_paired.{csv,md,tex}`` and the
+``<table>.md`` and ``<table>.tex`` (``mean ± std``), ``<table>_paired.{csv,md,tex}`` (per variant and
+test set: ``delta``, its interval, ``mde`` the minimum detectable effect at 80% power and alpha 0.05,
+``p_value``, ``queries``) and the
 figures ``<table>_ood.{png,svg,pdf,html}`` (OOD average with its std over seeds) and
 ``<table>_delta.*`` (paired differences with 95% intervals); plus ``runs.csv``/``runs.md`` (the
 registry) and ``report.md`` that links everything. A plain run folder (no sweep) reports the tables
@@ -149,7 +151,8 @@ def per_query_tables(runs: list[RunInfo], table: TableSpec, names: list[str]) ->
 
 def paired_tests(runs: list[RunInfo], table: TableSpec, long: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Query-level paired bootstrap of every model against ``table.baseline`` per grid point, each
-    query's reciprocal rank averaged over seeds first (``selection.paired_vs_baseline``)."""
+    query's reciprocal rank averaged over seeds first (``selection.paired_vs_baseline``), each
+    difference with its minimum detectable effect (``mde``, MRR points, 80% power, alpha 0.05)."""
     from .selection import paired_vs_baseline
 
     if not table.baseline or long.empty:
@@ -307,7 +310,8 @@ def write_report(folder: str | os.PathLike, out_dir: str | os.PathLike | None = 
             _write(out / f"{name}_paired.md", to_markdown(shown.set_index("variant")), written)
             _write(out / f"{name}_paired.tex", to_latex(shown.set_index("variant"), f"{caption}: paired tests against {spec.baseline}", f"{name}_paired"), written)
             ood_rows = tests[tests["task"] == "OOD avg"]
-            index += [f"Query-level paired bootstrap against `{spec.baseline}` (seeds pooled), OOD average:", "",
+            index += [f"Query-level paired bootstrap against `{spec.baseline}` (seeds pooled), OOD average; "
+                      "`mde`: the minimum detectable effect (MRR points, 80% power, alpha 0.05):", "",
                       to_markdown(ood_rows.set_index("variant").drop(columns="task")),
                       f"All sets: `{name}_paired.csv` / `.md` / `.tex`.", ""]
             if not ood_rows.empty and "grid" not in tests:

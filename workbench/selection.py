@@ -9,7 +9,9 @@
 4. ``seed_table`` / ``paired_vs_baseline``: the paper's table (per-set MRR and the OOD average)
    as mean +/- std over seeds, and a per-query paired bootstrap of each variant against the
    all-data baseline, per set and for the OOD average (queries resampled within each set, the
-   per-set means averaged, as the OOD average itself is).
+   per-set means averaged, as the OOD average itself is), each difference with its minimum
+   detectable effect (``mde``: the smallest true difference the comparison detects with 80% power
+   at alpha 0.05; ``evaluation.minimum_detectable_effect``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import pandas as pd
 
 from .config import Params
 from .errors import ParameterError
-from .evaluation import bootstrap_interval
+from .evaluation import bootstrap_interval, minimum_detectable_effect, minimum_detectable_effect_of_average
 
 __all__ = [
     "SUBSETS",
@@ -36,9 +38,13 @@ __all__ = [
     "seed_table",
     "format_seed_table",
     "paired_vs_baseline",
+    "format_paired",
+    "MDE_COLUMN",
     "delta_figure",
 ]
 
+#: the column name of the minimum detectable effect in formatted (display) tables
+MDE_COLUMN = "MDE (80%)"
 SUBSETS = ("all", "easy", "ambiguous", "hard", "ambiguous+hard", "random")
 _MEMBERS = {
     "easy": ("easy-to-learn",),
@@ -201,13 +207,18 @@ def paired_vs_baseline(
     n_boot: int = 2000,
     seed: int = 0,
     alpha: float = 0.05,
+    power: float = 0.8,
 ) -> pd.DataFrame:
     """Paired bootstrap of every variant against ``baseline`` on MRR (percent points).
 
     ``per_query[variant][task]`` is the list (one per seed) of per-query tables (``qid``, ``rr``).
     A query's reciprocal rank is first averaged over seeds. Per task: ``delta`` = MRR(variant) -
-    MRR(baseline), a percentile interval and a two-sided bootstrap p-value. ``OOD avg`` resamples
-    the queries of each OOD task independently and averages the per-task deltas.
+    MRR(baseline), a percentile interval (``ci_low``, ``ci_high``), ``mde`` (the minimum detectable
+    effect at ``alpha`` and ``power`` from the per-query differences of the seed-averaged reciprocal
+    ranks, so it reflects queries and seeds together; :func:`workbench.evaluation.minimum_detectable_effect`)
+    and a two-sided bootstrap p-value. ``OOD avg`` resamples the queries of each OOD task
+    independently and averages the per-task deltas; its ``mde`` combines the per-task spreads
+    (:func:`workbench.evaluation.minimum_detectable_effect_of_average`).
     """
     if baseline not in per_query:
         raise ParameterError(f"paired_vs_baseline: baseline {baseline!r} not among {list(per_query)}")
@@ -217,7 +228,7 @@ def paired_vs_baseline(
     for name, tasks in per_query.items():
         if name == baseline:
             continue
-        boots, deltas = {}, {}
+        boots, deltas, diffs = {}, {}, {}
         for task, tables in tasks.items():
             if task not in base:
                 continue
@@ -229,19 +240,23 @@ def paired_vs_baseline(
                 )
             d = (v.loc[b.index] - b).to_numpy() * 100.0
             idx = rng.integers(0, len(d), size=(n_boot, len(d)))
-            boots[task], deltas[task] = d[idx].mean(axis=1), float(d.mean())
-            rows.append(_row(name, task, deltas[task], boots[task], alpha, len(d)))
+            boots[task], deltas[task], diffs[task] = d[idx].mean(axis=1), float(d.mean()), d
+            mde = minimum_detectable_effect(d, alpha, power)
+            rows.append(_row(name, task, deltas[task], boots[task], alpha, mde, len(d)))
         ood = [t for t in ood_tasks if t in boots]
         if ood:
             avg = np.mean([boots[t] for t in ood], axis=0)
             delta = float(np.mean([deltas[t] for t in ood]))
+            mde = minimum_detectable_effect_of_average([diffs[t] for t in ood], alpha, power)
             rows.append(
-                _row(name, "OOD avg", delta, avg, alpha, sum(len(per_query[name][t][0]) for t in ood))
+                _row(name, "OOD avg", delta, avg, alpha, mde, sum(len(per_query[name][t][0]) for t in ood))
             )
     return pd.DataFrame(rows)
 
 
-def _row(name: str, task: str, delta: float, boots: np.ndarray, alpha: float, n: int) -> dict[str, Any]:
+def _row(
+    name: str, task: str, delta: float, boots: np.ndarray, alpha: float, mde: float, n: int
+) -> dict[str, Any]:
     lo, hi, p = bootstrap_interval(boots, alpha)
     return {
         "variant": name,
@@ -249,9 +264,38 @@ def _row(name: str, task: str, delta: float, boots: np.ndarray, alpha: float, n:
         "delta": round(delta, 2),
         "ci_low": round(float(lo), 2),
         "ci_high": round(float(hi), 2),
+        "mde": round(float(mde), 2),
         "p_value": round(p, 4),
         "queries": n,
     }
+
+
+def format_paired(tests: pd.DataFrame, tasks: Sequence[str] | None = None, digits: int = 2) -> pd.DataFrame:
+    """The paired tests (from :func:`paired_vs_baseline`) for display: one row per variant, per task
+    two columns, ``delta [95% CI]`` ("+1.23 [-0.40, +2.86]") and :data:`MDE_COLUMN` (the minimum
+    detectable effect at 80% power, MRR points), so a difference is read next to what the
+    comparison could detect. ``tasks`` picks and orders the tasks (default: all, in order)."""
+    if tests.empty:
+        return pd.DataFrame()
+    tasks = list(dict.fromkeys(tests["task"])) if tasks is None else [t for t in tasks if t in set(tests["task"])]
+    variants = list(dict.fromkeys(tests["variant"]))
+    rows = tests.set_index(["variant", "task"])
+    f = f"{{:+.{digits}f}}"
+    cols = {}
+    for task in tasks:
+        cells, mdes = {}, {}
+        for v in variants:
+            if (v, task) not in rows.index:
+                continue
+            r = rows.loc[(v, task)]
+            cells[v] = f"{f.format(r['delta'])} [{f.format(r['ci_low'])}, {f.format(r['ci_high'])}]"
+            mdes[v] = f"{r['mde']:.{digits}f}" if "mde" in r and np.isfinite(r["mde"]) else "n/a"
+        cols[(task, "delta [95% CI]")] = pd.Series(cells, dtype=object)
+        cols[(task, MDE_COLUMN)] = pd.Series(mdes, dtype=object)
+    out = pd.DataFrame(cols).reindex(variants).fillna("")
+    out.columns = pd.MultiIndex.from_tuples(out.columns, names=["task", ""])
+    out.index.name = "variant"
+    return out
 
 
 def delta_figure(tests: pd.DataFrame, task: str = "OOD avg", title: str | None = None):
@@ -280,7 +324,10 @@ def delta_figure(tests: pd.DataFrame, task: str = "OOD avg", title: str | None =
                 array=(rows["ci_high"] - rows["delta"]).to_numpy(),
                 arrayminus=(rows["delta"] - rows["ci_low"]).to_numpy(),
             ),
-            hovertemplate="%{y}: %{x:+.2f} MRR points<extra></extra>",
+            customdata=rows["mde"].to_numpy() if "mde" in rows else None,
+            hovertemplate="%{y}: %{x:+.2f} MRR points"
+            + (", MDE (80%) %{customdata:.2f}" if "mde" in rows else "")
+            + "<extra></extra>",
         )
     )
     fig.add_vline(x=0, line_color="black", line_width=1)
