@@ -77,7 +77,9 @@ codes at several checkpoints per epoch (comparable across checkpoints, costs ext
 ("code", """
 train_pairs = experiment.training_sample(pairs, P.train_pairs, P.seed)
 result = train(encoder, train_pairs, experiment.train_config(P), out_dir=run.path("models", "quickstart"))
-print(f"trained on {len(train_pairs)} pairs in {result.seconds:.0f} s -> {result.model_dir}")
+# the recipe's last step: WiSE-FT with the pre-trained weights at wise_alpha (1.0 = the fine-tune itself)
+encoder = experiment.finish_recipe(encoder, P, run.path("models", "quickstart"))
+print(f"trained on {len(train_pairs)} pairs in {result.seconds:.0f} s -> {result.model_dir} (WiSE-FT alpha {P.wise_alpha:g})")
 px.line(result.history, x="step", y="loss", title="training loss (InfoNCE)")
 """),
 ("code", """

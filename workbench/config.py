@@ -46,6 +46,8 @@ class Params:
     temperature: float = 0.05
     train_max_code_len: int = 128  # code tokens while training (evaluation uses max_code_len)
     bf16_train: bool = False
+    mask_duplicates: bool = False  # mask in-batch false negatives: a copy of the gold code, an identical query's code
+    wise_alpha: float = 1.0  # WiSE-FT: evaluate (1 - a) * pre-trained + a * fine-tuned weights (1.0 = the fine-tune)
     dynamics_mode: str = "in_batch"
     checkpoints_per_epoch: int = 1
     fixed_pool_size: int = 256
@@ -77,6 +79,10 @@ class Params:
     easy_q: float = 0.5  # cartography.categorize quantile rule
     hard_q: float = 0.5
     ambiguous_q: float = 0.667
+    datamap_validity: bool = True  # 03 trains the data-map run again on corrupted pairs: does low confidence flag them? (workbench.datamap_validity)
+    validity_fraction: float = 0.05  # share of the data-map run's pairs given a wrong code
+    validity_kinds: str = "random_swap,near_miss"  # random_swap: another pair's code; near_miss: another function of the same file / package
+    validity_modes: str = "in_batch,fixed_pool"  # the dynamics the corrupted runs record and report (both: as the data-map run)
     select_subsets: str = "all,easy,ambiguous,hard,ambiguous+hard,random"
     select_seeds: int = 1  # seeds per variant (seed, seed + 1, ...)
     select_epochs: int = 1
@@ -178,6 +184,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         gap_samples=60,
         datamap_pairs=96,
         datamap_epochs=2,
+        validity_fraction=0.15,
+        validity_kinds="random_swap",
+        validity_modes="in_batch",
         select_subsets="all,ambiguous+hard",
         analysis_sets="id_test,stdlib,cosqa_dev",
         analysis_pairs=40,
@@ -304,6 +313,20 @@ def resolve(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> Par
     for name in ("oasis_delta_s", "oasis_ast_threshold", "oasis_contrastive_weight", "oasis_order_weight"):
         if not 0.0 <= getattr(params, name) <= 1.0:
             raise ParameterError(f"parameter {name!r} must be in [0, 1], got {getattr(params, name)!r}")
+    if not 0.0 <= params.wise_alpha <= 1.0:
+        raise ParameterError(f"parameter 'wise_alpha' must be in [0, 1] (a WiSE-FT mixing coefficient), got {params.wise_alpha!r}")
+    if not 0.0 < params.validity_fraction < 1.0:
+        raise ParameterError(f"parameter 'validity_fraction' must be strictly between 0 and 1, got {params.validity_fraction!r}")
+    from .datamap_validity import KINDS
+
+    kinds = [k.strip() for k in params.validity_kinds.split(",") if k.strip()]
+    if not kinds or any(k not in KINDS for k in kinds):
+        raise ParameterError(f"parameter 'validity_kinds' must be a comma-separated list of {list(KINDS)}, "
+                             f"got {params.validity_kinds!r}")
+    modes = [m.strip() for m in params.validity_modes.split(",") if m.strip()]
+    if not modes or any(m not in ("in_batch", "fixed_pool") for m in modes):
+        raise ParameterError(f"parameter 'validity_modes' must be a comma-separated list of ['in_batch', 'fixed_pool'], "
+                             f"got {params.validity_modes!r}")
     for name in ("theta_q", "theta_c"):
         if not 0.0 <= getattr(params, name) <= 1.0:
             raise ParameterError(f"parameter {name!r} must be in [0, 1] (a cross-encoder score), got {getattr(params, name)!r}")

@@ -139,6 +139,7 @@ def train_config(params: Params, **overrides):
         bf16=params.bf16_train,
         max_query_len=params.max_query_len,
         max_code_len=params.train_max_code_len,
+        mask_duplicates=params.mask_duplicates,
     )
     values.update(overrides)
     return TrainConfig(**values)
@@ -189,7 +190,63 @@ def _eval_key(tasks: dict[str, RetrievalTask], params: Params) -> str:
     key = {"tasks": shape, "k": params.k, "bf16": params.bf16_eval, "n_boot": params.n_boot, "seed": params.seed}
     if params.eval_seed is not None:  # unset keeps the keys of existing caches
         key["eval_seed"] = params.eval_seed
+    if params.wise_alpha < 1.0:  # the evaluated model depends on it (1.0 keeps the keys of existing caches)
+        key["wise_alpha"] = params.wise_alpha
     return cache_key(key)
+
+
+def cached_evaluation(
+    eval_dir: str | Path, encoder_fn: Any, tasks: dict[str, RetrievalTask], params: Params, label: str,
+    show_progress: bool = True, columns: dict[str, Any] | None = None,
+) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """``evaluate_suite(encoder_fn(), tasks, ...)`` cached in ``eval_dir`` (summary + per-query tables,
+    the summary written last so it marks a complete evaluation); the encoder is built only on a miss.
+    ``columns`` (name -> value) are added to the summary (``train_pairs`` after ``model``, the rest last)."""
+    from .store import atomic_write_parquet
+
+    eval_dir = Path(eval_dir)
+    summary_path = eval_dir / "summary.parquet"
+    if summary_path.exists():
+        summary = pd.read_parquet(summary_path)
+        return summary, {t: pd.read_parquet(eval_dir / f"{t}.parquet") for t in summary["task"]}
+    summary, results = evaluate_suite(encoder_fn(), tasks, params, label=label, show_progress=show_progress)
+    for name, value in (columns or {}).items():
+        if name == "train_pairs":
+            summary.insert(1, name, value)
+        else:
+            summary[name] = value
+    per_query = {t: r.per_query for t, r in results.items()}
+    for t, table in per_query.items():
+        atomic_write_parquet(eval_dir / f"{t}.parquet", table)
+    atomic_write_parquet(summary_path, summary)
+    return summary, per_query
+
+
+def apply_wise(encoder, params: Params, alpha: float | None = None):
+    """The recipe's last step: WiSE-FT (``models.interpolation``) of a fine-tuned ``encoder`` with the
+    pre-trained ``params.model`` at ``alpha`` (default ``params.wise_alpha``); 1.0 returns ``encoder``."""
+    alpha = params.wise_alpha if alpha is None else alpha
+    if alpha >= 1.0:
+        return encoder
+    from .models.interpolation import interpolate
+
+    return interpolate(fresh_encoder(params, device=encoder.device), encoder, alpha)
+
+
+def finish_recipe(encoder, params: Params, out_dir: str | Path):
+    """After ``training.train(encoder, ..., out_dir=out_dir)``: the recipe's WiSE-FT step. With
+    ``params.wise_alpha < 1`` the interpolated model replaces ``out_dir/model`` (what later chapters
+    load) and ``out_dir/wise.json`` records it; the fine-tuned weights stay in ``out_dir/checkpoint``
+    (a re-run of ``train`` restores them, so this is idempotent). Returns the model to evaluate."""
+    from .store import atomic_write_json
+
+    if params.wise_alpha >= 1.0:
+        return encoder
+    mixed = apply_wise(encoder, params)
+    mixed.save(Path(out_dir) / "model")
+    atomic_write_json(Path(out_dir) / "wise.json", {"alpha": params.wise_alpha, "pretrained": params.model,
+                                                    "finetuned": "checkpoint/ (the last step)"})
+    return mixed
 
 
 def train_and_evaluate(
@@ -201,33 +258,28 @@ def train_and_evaluate(
     train_kwargs: dict | None = None,
     **config_overrides,
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
-    """Train one variant from the pre-trained model and score it on every task.
+    """Train one variant from the pre-trained model with the recipe and score it on every task.
 
+    The recipe (one place for every chapter): ``train_config(params)`` (learning rate, epochs,
+    duplicate masking, ...), then WiSE-FT at ``params.wise_alpha`` (:func:`apply_wise`). The
+    fine-tuned weights stay in ``out_dir/checkpoint``; ``out_dir/model`` holds the model that is
+    evaluated (the interpolated one when ``wise_alpha < 1``, recorded in ``out_dir/wise.json``).
     Both steps resume: a finished training run in ``out_dir`` is not repeated, and the evaluation is
     cached in ``out_dir/eval-<key>/`` (summary table + per-query ranks for paired tests), so a
     comparison notebook re-run after an interruption only does the missing work.
     Returns the summary table (one row per task, ``model`` = ``name``) and the per-query tables.
     """
-    from .store import atomic_write_parquet
     from .training import train
 
     out_dir = Path(out_dir)
     eval_dir = out_dir / f"eval-{_eval_key(tasks, params)}"
-    summary_path = eval_dir / "summary.parquet"
-    if summary_path.exists() and (out_dir / "model" / "workbench_encoder.json").exists():
-        summary = pd.read_parquet(summary_path)
-        per_query = {t: pd.read_parquet(eval_dir / f"{t}.parquet") for t in summary["task"]}
-        return summary, per_query
+    if (eval_dir / "summary.parquet").exists() and (out_dir / "model" / "workbench_encoder.json").exists():
+        return cached_evaluation(eval_dir, None, tasks, params, name)
     encoder = fresh_encoder(params)
     result = train(encoder, train_pairs, train_config(params, **config_overrides), out_dir=out_dir, **(train_kwargs or {}))
-    summary, results = evaluate_suite(encoder, tasks, params, label=name)
-    summary.insert(1, "train_pairs", len(train_pairs))
-    summary["train_seconds"] = round(result.seconds, 1)
-    per_query = {t: r.per_query for t, r in results.items()}
-    for t, table in per_query.items():
-        atomic_write_parquet(eval_dir / f"{t}.parquet", table)
-    atomic_write_parquet(summary_path, summary)  # written last: marks the evaluation complete
-    return summary, per_query
+    encoder = finish_recipe(encoder, params, out_dir)
+    return cached_evaluation(eval_dir, lambda: encoder, tasks, params, name,
+                             columns={"train_pairs": len(train_pairs), "train_seconds": round(result.seconds, 1)})
 
 
 def parse_variant_names(spec: str, allowed: Any, param: str) -> list[str]:

@@ -21,12 +21,14 @@ labels' order, not their values). ``oasis_loss`` = w1 * InfoNCE + w2 * CoSENT (w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
 from workbench.errors import ParameterError
 
-__all__ = ["cosent", "info_nce", "similarity_logits"]
+__all__ = ["cosent", "duplicate_mask", "info_nce", "similarity_logits"]
 
 
 def similarity_logits(
@@ -51,6 +53,31 @@ def similarity_logits(
         return q.float() @ cands.float().T / temperature
 
 
+def duplicate_mask(queries: Sequence[str], codes: Sequence[str], negatives: Sequence[str] = ()) -> torch.Tensor:
+    """The false negatives of a batch as a (B, B + M) boolean mask for ``info_nce(..., ignore=...)``.
+
+    Column j (a batch code) is masked for query i (j != i) when ``codes[j] == codes[i]`` (a copy of
+    i's gold code) or ``queries[j] == queries[i]`` (an identical query, whose code is then as right
+    an answer as i's own); column B + k (an extra negative) when ``negatives[k] == codes[i]``. Mined
+    pairs repeat a function under two docstrings (overloads, copies across files) and a docstring
+    under two functions; unmasked, InfoNCE pushes the query away from a correct answer.
+    """
+    b = len(queries)
+    if len(codes) != b:
+        raise ParameterError(f"duplicate_mask: {b} queries but {len(codes)} codes")
+    q_ids = _text_ids(list(queries))
+    c_ids = _text_ids(list(codes) + list(negatives))
+    same = c_ids[:b, None] == c_ids[None, :]
+    same[:, :b] |= q_ids[:, None] == q_ids[None, :]
+    same[torch.arange(b), torch.arange(b)] = False
+    return same
+
+
+def _text_ids(texts: list[str]) -> torch.Tensor:
+    index: dict[str, int] = {}
+    return torch.tensor([index.setdefault(t, len(index)) for t in texts], dtype=torch.long)
+
+
 def info_nce(
     q: torch.Tensor,
     c: torch.Tensor,
@@ -59,6 +86,7 @@ def info_nce(
     negatives: torch.Tensor | None = None,
     soft_targets: torch.Tensor | None = None,
     reduction: str = "mean",
+    ignore: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """InfoNCE with in-batch negatives (van den Oord et al. 2018; Select then MixUp eq. for step 1).
 
@@ -72,20 +100,27 @@ def info_nce(
             ``-sum_j t_ij log softmax(logits)_ij`` (cross-entropy with soft labels, for MixUp).
             Mutually exclusive with ``labels``.
         reduction: "mean" | "sum" | "none" (per-query losses).
+        ignore: optional (B, N+M) boolean mask of candidates that are not negatives of the query
+            (e.g. a copy of its gold code, or the code of an identical query: false negatives;
+            :func:`duplicate_mask`). Their logits are set to -inf before the softmax, so they
+            neither count in the denominator nor receive gradient; the gold column must not be masked.
 
     Returns:
         (loss, logits) with logits (B, N+M) in float32, so the caller (the training-dynamics
         recorder) can score the batch without another forward pass.
 
     Identical codes in a batch (the same function paired with two queries) appear as equal
-    columns: the loss then pushes the query away from a copy of its own gold code. It is harmless
-    at the batch sizes used here but lowers p_gold for such pairs; the rank counts only strictly
-    higher logits, so ties do not hurt it.
+    columns: unless ``ignore`` masks them, the loss pushes the query away from a copy of its own
+    gold code (it lowers p_gold for such pairs; the rank counts only strictly higher logits).
     """
     if reduction not in ("mean", "sum", "none"):
         raise ParameterError(f"reduction: expected 'mean', 'sum' or 'none', got {reduction!r}")
     logits = similarity_logits(q, c, temperature, negatives)
     b, n = logits.shape
+    if ignore is not None:
+        if tuple(ignore.shape) != (b, n) or ignore.dtype != torch.bool:
+            raise ParameterError(f"ignore: expected a boolean mask of shape {(b, n)}, got {tuple(ignore.shape)} {ignore.dtype}")
+        logits = logits.masked_fill(ignore.to(logits.device), float("-inf"))
     if soft_targets is not None:
         if labels is not None:
             raise ParameterError("info_nce: pass either labels or soft_targets, not both")

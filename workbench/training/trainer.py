@@ -90,7 +90,7 @@ from workbench.store import atomic_path, atomic_write_json, atomic_write_parquet
 from workbench.training import distributed
 from workbench.training.dynamics import MODES, DynamicsRecorder, empty_frame
 from workbench.training.gradcache import grad_cache_backward
-from workbench.training.losses import cosent, info_nce
+from workbench.training.losses import cosent, duplicate_mask, info_nce
 from workbench.training.mixup import mix_plan, mixup_embed, mixup_loss
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "LabelledNegatives", "train", "HISTORY_COLUMNS"]
@@ -187,6 +187,8 @@ class TrainConfig:
     compile: bool = False
     grad_cache_chunk: int | None = None
     micro_batch: int | None = None  # length-sorted forward passes of at most this many texts (None = one)
+    # false negatives: mask batch columns whose code equals the gold or whose query equals the query (losses.duplicate_mask)
+    mask_duplicates: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -251,6 +253,8 @@ class TrainConfig:
             raise bad("contrastive_weight", "a number > 0 when order_weight is 0 (the loss would be 0)")
         if self.dynamics_mode not in MODES:
             raise bad("dynamics_mode", f"one of {MODES}")
+        if not isinstance(self.mask_duplicates, bool):
+            raise bad("mask_duplicates", "True or False")
         if self.grad_cache_chunk is not None and (not is_int(self.grad_cache_chunk) or self.grad_cache_chunk < 1):
             raise bad("grad_cache_chunk", "None (no gradient caching) or an integer >= 1")
         if self.grad_cache_chunk is not None and self.mixup_alpha is not None:
@@ -417,6 +421,8 @@ def _check_distributed(config: TrainConfig, negatives: Any, encoder: Any) -> Non
         single.append("OASIS labelled negatives / order_weight")
     if config.dynamics_mode in ("fixed_pool", "both"):
         single.append(f"dynamics_mode={config.dynamics_mode!r} (use 'in_batch' or 'none')")
+    if config.mask_duplicates:
+        single.append("mask_duplicates")
     if single:
         raise ParameterError(
             f"train: {', '.join(single)} is single-process only, but this process is rank "
@@ -497,7 +503,8 @@ def _parallel_step(
 
     def loss_fn(q: torch.Tensor, c: torch.Tensor, neg: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if world == 1:
-            loss, logits = info_nce(q, c, temperature=config.temperature, negatives=neg)
+            ignore = duplicate_mask(queries, codes, neg_texts).to(q.device) if config.mask_duplicates else None
+            loss, logits = info_nce(q, c, temperature=config.temperature, negatives=neg, ignore=ignore)
         else:
             c_all = distributed.gather_with_grad(c)[valid]
             n_all = distributed.gather_with_grad(neg)[n_valid] if neg is not None else None
@@ -743,6 +750,7 @@ def train(
             and (_uses_order(config) or k not in _ORDER_FIELDS)  # keys of runs before these fields unchanged
             and (config.grad_cache_chunk is not None or k != "grad_cache_chunk")
             and (config.micro_batch is not None or k != "micro_batch")
+            and (config.mask_duplicates or k != "mask_duplicates")
         },
         "data": _fingerprint_pairs(df),
         "n_pairs": n,
@@ -901,7 +909,10 @@ def train(
                             q, q_mix = mixup_embed(encoder, queries[idx].tolist(), "query", plan, config.mixup_layer)
                             c, c_mix = mixup_embed(encoder, codes[idx].tolist(), "code", plan, config.mixup_layer)
                         neg = _embed_sorted(encoder, neg_texts, "code", config.micro_batch) if neg_texts else None
-                    loss, logits = info_nce(q, c, temperature=config.temperature, negatives=neg)
+                    ignore = None
+                    if config.mask_duplicates:
+                        ignore = duplicate_mask(queries[idx].tolist(), codes[idx].tolist(), neg_texts).to(q.device)
+                    loss, logits = info_nce(q, c, temperature=config.temperature, negatives=neg, ignore=ignore)
                     if plan is not None:
                         loss = loss + config.mixup_weight * mixup_loss(q, c, q_mix, c_mix, plan, config.temperature)
                     if config.order_weight > 0 and order is not None:

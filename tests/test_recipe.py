@@ -1,0 +1,148 @@
+"""The baseline recipe's levers: in-batch false-negative masking, WiSE-FT weight interpolation, the
+validation sets choices are made on, and the recipe applied by ``experiment.train_and_evaluate``
+(real MiniLM, real stdlib pairs, the real CoSQA files)."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from stdlib_pairs import mine_stdlib_pairs
+
+from workbench import experiment, validation
+from workbench.benchmarks import load_cosqa, load_cosqa_pairs, task_from_pairs
+from workbench.config import resolve
+from workbench.errors import ParameterError
+from workbench.models.interpolation import interpolate, interpolate_state
+from workbench.runtime import set_threads
+from workbench.training import TrainConfig, train
+from workbench.training.losses import duplicate_mask, info_nce
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return mine_stdlib_pairs(("textwrap.py", "shlex.py", "string.py", "fnmatch.py", "glob.py", "bisect.py",
+                              "heapq.py", "calendar.py", "base64.py", "tokenize.py", "posixpath.py", "genericpath.py", "colorsys.py"), 96)[["id", "query", "code"]]
+
+
+@pytest.fixture()
+def encoder(minilm):
+    set_threads(2)
+    return copy.deepcopy(minilm)
+
+
+# ----------------------------------------------------------------------------- duplicate masking
+def test_duplicate_mask_marks_copies_of_the_gold_and_identical_queries():
+    m = duplicate_mask(["a", "b", "a"], ["x", "x", "y"], ["x", "z"])
+    # row 0 (a, x): column 1 is a copy of x, column 2 answers the same query, negative 0 is x
+    # row 1 (b, x): column 0 is a copy of x, negative 0 is x
+    # row 2 (a, y): column 0 answers the same query a
+    assert m.tolist() == [[False, True, True, True, False],
+                          [True, False, False, True, False],
+                          [True, False, False, False, False]]
+    assert not duplicate_mask(["a", "b"], ["x", "y"]).any()
+    with pytest.raises(ParameterError, match="2 queries but 1 codes"):
+        duplicate_mask(["a", "b"], ["x"])
+
+
+def test_masked_columns_leave_the_softmax_and_get_no_gradient():
+    torch.manual_seed(0)
+    q = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1)
+    c = torch.nn.functional.normalize(torch.randn(3, 8), dim=-1).requires_grad_(True)
+    ignore = torch.tensor([[False, True, False], [False, False, False], [False, False, False]])
+    loss, logits = info_nce(q, c, temperature=0.1, ignore=ignore, reduction="none")
+    # row 0 by hand: the softmax over columns 0 and 2 only
+    s = (q[0] @ c.detach().T) / 0.1
+    expected = -(s[0] - torch.logsumexp(s[[0, 2]], dim=0))
+    assert float(loss[0].detach()) == pytest.approx(float(expected), rel=1e-5)
+    assert torch.isinf(logits[0, 1]) and logits[0, 1] < 0
+    loss[0].backward()
+    assert torch.all(c.grad[1] == 0) and c.grad[0].abs().sum() > 0
+    with pytest.raises(ParameterError, match="boolean mask of shape"):
+        info_nce(q, c.detach(), ignore=torch.zeros(3, 2, dtype=torch.bool))
+
+
+def test_training_with_masked_duplicates_differs_only_when_a_batch_repeats_a_text(encoder, pairs, tmp_path):
+    base = dict(epochs=2, batch_size=8, lr=1e-4, warmup_ratio=0.0, seed=3)
+    windows = [pairs.iloc[i:i + 8] for i in range(0, len(pairs) - 7, 8)]
+    # real stdlib duplicates: bisect.insort_left / insort_right (and bisect_left / bisect_right) share a docstring
+    dup = next(w for w in windows if w["query"].duplicated().any())
+    clean = next(w for w in windows if not w["query"].duplicated().any() and not w["code"].duplicated().any())
+    a = train(copy.deepcopy(encoder), dup, TrainConfig(**base), tmp_path / "plain", show_progress=False)
+    b = train(copy.deepcopy(encoder), dup, TrainConfig(**base, mask_duplicates=True), tmp_path / "masked",
+              show_progress=False)
+    assert b.history["loss"].iloc[0] < a.history["loss"].iloc[0] - 1e-3  # the false negatives left the softmax
+    assert json.loads((tmp_path / "masked" / "train_config.json").read_text())["config"]["mask_duplicates"] is True
+    # without a repeated code or query the mask is empty: the same losses as the plain run
+    c = train(copy.deepcopy(encoder), clean, TrainConfig(**base), tmp_path / "c1", show_progress=False)
+    d = train(copy.deepcopy(encoder), clean, TrainConfig(**base, mask_duplicates=True), tmp_path / "c2",
+              show_progress=False)
+    assert c.history["loss"].tolist() == pytest.approx(d.history["loss"].tolist(), rel=1e-5)
+    with pytest.raises(ParameterError, match="mask_duplicates"):
+        TrainConfig(mask_duplicates="yes")
+
+
+# ----------------------------------------------------------------------------- WiSE-FT
+def test_wise_interpolation_endpoints_and_midpoint(encoder, pairs, tmp_path):
+    pre = copy.deepcopy(encoder)
+    train(encoder, pairs.iloc[:24], TrainConfig(epochs=1, batch_size=8, lr=3e-4, warmup_ratio=0.0, seed=1),
+          tmp_path / "ft", show_progress=False)
+    texts = pairs["query"].tolist()[:6]
+    e_pre = pre.encode(texts, "query", show_progress=False)
+    e_ft = encoder.encode(texts, "query", show_progress=False)
+    assert not np.allclose(e_pre, e_ft, atol=1e-3)  # the fine-tune moved the embeddings
+    np.testing.assert_allclose(interpolate(pre, encoder, 0.0).encode(texts, "query", show_progress=False), e_pre, atol=1e-5)
+    np.testing.assert_allclose(interpolate(pre, encoder, 1.0).encode(texts, "query", show_progress=False), e_ft, atol=1e-5)
+    half = interpolate(pre, encoder, 0.5)
+    w0, w1 = pre.model.state_dict(), encoder.model.state_dict()
+    name = next(k for k, v in w1.items() if v.is_floating_point() and not torch.equal(v, w0[k]))
+    torch.testing.assert_close(half.model.state_dict()[name], (w0[name] + w1[name]) / 2)
+    # the inputs are unchanged
+    np.testing.assert_allclose(encoder.encode(texts, "query", show_progress=False), e_ft, atol=1e-6)
+    with pytest.raises(ParameterError, match="alpha must be a number in"):
+        interpolate(pre, encoder, 1.5)
+    with pytest.raises(ParameterError, match="different weights"):
+        interpolate_state({"a": torch.zeros(2)}, {"b": torch.zeros(2)}, 0.5)
+
+
+# ----------------------------------------------------------------------------- validation sets
+def test_cosqa_validation_is_disjoint_from_the_reported_dev_queries():
+    val = validation.cosqa_validation()
+    reported = {" ".join(q.lower().split()) for q in load_cosqa(split="dev").queries.values()}
+    labelled = load_cosqa_pairs()
+    assert len(val.queries) == 299 and len(val.corpus) == labelled["code"].nunique() == 552
+    assert not {" ".join(q.lower().split()) for q in val.queries.values()} & reported
+    for qid, rel in val.qrels.items():  # each query's gold is the code it was labelled 1 with
+        row = labelled[labelled["idx"].astype(str) == qid[1:]].iloc[0]
+        assert row["label"] == 1 and val.corpus[next(iter(rel))] == row["code"]
+
+
+def test_mined_validation_excludes_every_reported_pair(pairs):
+    reported = task_from_pairs(pairs.iloc[:40], "id_test")
+    val = validation.mined_validation(pairs, "v", [reported], max_queries=20, pool_size=50, seed=0)
+    assert len(val.queries) == 20 and len(val.corpus) <= 50
+    assert not set(val.queries) & set(reported.queries)
+    assert not set(val.corpus.values()) & set(reported.corpus.values())
+    with pytest.raises(ParameterError, match="only 0 pairs are left"):
+        validation.mined_validation(pairs.iloc[:40], "v", [reported])
+
+
+def test_recipe_applies_wise_and_keeps_the_fine_tune(pairs, tmp_path):
+    params = resolve("smoke", {"wise_alpha": 0.5, "epochs": 1, "batch_size": 8, "max_query_len": 32,
+                               "max_code_len": 64, "train_max_code_len": 64, "n_boot": 50})
+    tasks = {"v": task_from_pairs(pairs.iloc[60:90], "v")}
+    summary, per_query = experiment.train_and_evaluate("half", pairs.iloc[:24], tasks, params, tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "wise.json").read_text())["alpha"] == 0.5
+    saved = experiment.load_model(tmp_path / "m" / "model", params)
+    pre = experiment.fresh_encoder(params)
+    fine = experiment.fresh_encoder(params)
+    train(fine, pairs.iloc[:24], experiment.train_config(params), out_dir=tmp_path / "m", show_progress=False)
+    texts = pairs["query"].tolist()[60:66]
+    expected = interpolate(pre, fine, 0.5).encode(texts, "query", show_progress=False)
+    np.testing.assert_allclose(saved.encode(texts, "query", show_progress=False), expected, atol=1e-5)
+    assert summary["train_pairs"].iloc[0] == 24 and set(per_query) == {"v"}
+    with pytest.raises(ParameterError, match="wise_alpha"):
+        resolve("smoke", {"wise_alpha": 1.5})
