@@ -159,6 +159,13 @@ def test_smoke_run_of_data_maps_and_select_then_mixup(smoke_chain):
     for fmt in ("png", "svg", "pdf", "html"):
         assert (run / "figures" / f"datamap_correctness.{fmt}").stat().st_size > 1000
     assert (run / "subsets" / "ambiguous_hard.parquet").exists()
+    # 03 section 6: random swaps of 15% of the pairs (smoke), flagged by low confidence; kept out of models/
+    validity = maps["validity"]
+    assert [(r["kind"], r["mode"], r["n_corrupted"]) for r in validity] == [("random_swap", "in_batch", 14)]
+    assert validity[0]["auc"] > 0.8 and 0 <= maps["saturation"]["in_batch"] <= 1
+    assert [r["region"] for r in maps["region_profile"]] == ["easy-to-learn", "ambiguous", "hard-to-learn", "all"]
+    assert (run / "validity" / "random_swap" / "corruption.parquet").exists()
+    assert (run / "figures" / "validity_random_swap.html").stat().st_size > 1000
     sel = metrics["04_training"]
     models = [row["model"] for row in sel["table_mean"]]
     assert models == ["all", "all + MixUp", "ambiguous+hard", "ambiguous+hard + MixUp", "zero-shot"]

@@ -20,7 +20,8 @@ its gold code. Per pair:
 The probabilities are recorded two ways in the *same* run: `in_batch` reads them off the InfoNCE
 logits of the training step (free, but the candidates are the batch's 31 other codes and dropout is
 on); `fixed_pool` scores every pair against one fixed pool of training codes in eval mode (costs an
-encoding pass per checkpoint). Section 4 says what the cheap mode costs in fidelity.
+encoding pass per checkpoint). Section 4 says what the cheap mode costs in fidelity; section 6
+checks the instrument itself: does low confidence find pairs we corrupted on purpose?
 """),
 ("params", """
 preset = "cpu"      # smoke | cpu | gpu | paper
@@ -31,7 +32,7 @@ run_dir = None
 import plotly.express as px
 from IPython.display import display
 
-from workbench import cartography, runs, selection
+from workbench import cartography, datamap_validity, runs, selection
 from workbench.corpus import build_corpus
 from workbench.viz.datamap import datamap_figure, export_for_paper
 from workbench.viz.explorer import DataMapExplorer, load_subset
@@ -131,6 +132,67 @@ explorer
 subset_path = explorer.export("ambiguous_hard", what="ambiguous+hard", overwrite=True)
 print("exported", subset_path, f"({len(load_subset(subset_path))} pairs)")
 """),
+("md", """
+## 6. Is the map trustworthy? Corrupted pairs
+
+Dataset Cartography checks its own map (Swayamdipta et al. 2020, section 5): give a known share of
+the training examples a wrong label, record the dynamics again, and see whether low confidence
+finds them. Here `validity_fraction` of the data-map run's pairs get a wrong code and the data-map
+run is trained again on them (same pairs, epochs and recording; `workbench.datamap_validity`):
+
+- *random swaps*: the query with the code of another, random training pair;
+- *near misses*: the query with another function of the same file, else of the same package, else
+  a random one (`donor_file` / `donor_package` / `donor_random` count where the codes came from).
+
+Per kind and dynamics mode: the **ROC-AUC** of "low confidence flags a corrupted pair" (1: every
+corrupted pair below every clean one; 0.5: chance), the **precision at the corruption rate** (of the
+least confident pairs, as many as were corrupted, the share that are), the median confidence of
+the corrupted and the clean pairs, and the **saturation**: the share of all pairs above confidence
+0.9 (a saturated map has little room left to tell easy from ambiguous pairs).
+"""),
+("code", """
+validity_dir = run.path("validity")  # outside models/: 05 and 06 analyse the chapters' models, not these
+validity_kinds = [k for k in P.validity_kinds.split(",") if k]
+validity_modes = [m for m in P.validity_modes.split(",") if m]
+validity = None
+if P.datamap_validity:
+    validity = datamap_validity.validity_check(pairs, P, validity_dir, kinds=validity_kinds,
+                                               fraction=P.validity_fraction, modes=validity_modes)
+    display(validity.round(3))
+else:
+    print("skipped: datamap_validity=False")
+"""),
+("md", """
+Where the corrupted pairs land: the data map of each corrupted run (corrupted pairs marked), the
+confidence of corrupted and clean pairs, and the regions of that map with the share of corrupted
+pairs in each (Dataset Cartography finds its mislabelled examples among the hard-to-learn ones).
+"""),
+("code", """
+vmode = P.datamap_mode if P.datamap_mode in validity_modes else validity_modes[0]
+validity_profiles = {}
+for kind in (validity_kinds if validity is not None else []):
+    vrun = datamap_validity.saved_run(pairs, P, validity_dir, kind, P.validity_fraction)
+    vmap = cartography.categorize(vrun.data_map(vmode), **rule)
+    fig_v = datamap_validity.corruption_figure(
+        vmap, vrun.corrupted, vrun.pairs, title=f"Data map with {P.validity_fraction:.0%} {kind.replace('_', ' ')}s ({vmode})")
+    export_for_paper(fig_v, run.path("figures", f"validity_{kind}"), ("png", "html"))
+    fig_v.show()
+    px.histogram(datamap_validity.marked_map(vmap, vrun.corrupted), x="confidence", color="corruption", nbins=40,
+                 barmode="overlay", histnorm="probability", opacity=0.6, width=700, height=350,
+                 title=f"confidence of clean and corrupted pairs ({kind}, {vmode})").show()
+    validity_profiles[kind] = datamap_validity.region_profile(vmap, vrun.pairs, vrun.corrupted)
+    display(validity_profiles[kind].round(3))
+"""),
+("md", """
+And this chapter's own map (no corruption): how saturated it is, and what sets its regions apart
+(confidence and variability ranges, query and code length in characters).
+"""),
+("code", """
+saturation = {mode: datamap_validity.saturation(m) for mode, m in maps.items()}
+print("share of pairs with confidence > 0.9:", {mode: round(v, 3) for mode, v in saturation.items()})
+region_profile = datamap_validity.region_profile(dmap, sample)
+region_profile.round(3)
+"""),
 ("code", """
 run.log_metrics({
     "datamap_pairs": len(sample),
@@ -140,10 +202,17 @@ run.log_metrics({
         "spearman_confidence": modes.spearman_confidence, "spearman_variability": modes.spearman_variability,
         "agreement": modes.agreement, "kappa": modes.kappa, "pairs": modes.n_pairs,
     },
+    "saturation": saturation,
+    "region_profile": region_profile.reset_index().to_dict(orient="records"),
+    "validity": None if validity is None else validity.to_dict(orient="records"),
     "headline": {
         "data map: ambiguous + hard pairs": int(dmap["category"].isin(["ambiguous", "hard-to-learn"]).sum()),
         "in_batch vs fixed_pool: Spearman confidence": round(modes.spearman_confidence, 3),
         "in_batch vs fixed_pool: category agreement": round(modes.agreement, 3),
+        f"data map: share with confidence > 0.9 ({P.datamap_mode})": round(saturation[P.datamap_mode], 3),
+        **({} if validity is None else {
+            f"low confidence flags {r['kind']}s, ROC-AUC ({r['mode']})": round(r["auc"], 3)
+            for r in validity.to_dict(orient="records") if r["mode"] == vmode}),
     },
 })
 print("metrics written to", run.dir / "metrics.json")

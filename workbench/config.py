@@ -245,6 +245,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESETS["paper"] = {**PRESETS["gpu"], "select_seeds": 3, "datamap_pairs": 20000, "datamap_epochs": 4, "aug_seeds": 3,
                     "aug_query_rewrites": 15}
 
+VALIDITY_KINDS = ("random_swap", "near_miss")  # workbench.datamap_validity.KINDS (a test keeps them equal)
+
 _ALLOWED_CHOICES = {
     "datamap_mode": ("in_batch", "fixed_pool"),
     "dynamics_mode": ("in_batch", "fixed_pool", "both", "none"),
@@ -317,11 +319,9 @@ def resolve(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> Par
         raise ParameterError(f"parameter 'wise_alpha' must be in [0, 1] (a WiSE-FT mixing coefficient), got {params.wise_alpha!r}")
     if not 0.0 < params.validity_fraction < 1.0:
         raise ParameterError(f"parameter 'validity_fraction' must be strictly between 0 and 1, got {params.validity_fraction!r}")
-    from .datamap_validity import KINDS
-
     kinds = [k.strip() for k in params.validity_kinds.split(",") if k.strip()]
-    if not kinds or any(k not in KINDS for k in kinds):
-        raise ParameterError(f"parameter 'validity_kinds' must be a comma-separated list of {list(KINDS)}, "
+    if not kinds or any(k not in VALIDITY_KINDS for k in kinds):
+        raise ParameterError(f"parameter 'validity_kinds' must be a comma-separated list of {list(VALIDITY_KINDS)}, "
                              f"got {params.validity_kinds!r}")
     modes = [m.strip() for m in params.validity_modes.split(",") if m.strip()]
     if not modes or any(m not in ("in_batch", "fixed_pool") for m in modes):
