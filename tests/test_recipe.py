@@ -113,7 +113,8 @@ def test_cosqa_validation_is_disjoint_from_the_reported_dev_queries():
     val = validation.cosqa_validation()
     reported = {" ".join(q.lower().split()) for q in load_cosqa(split="dev").queries.values()}
     labelled = load_cosqa_pairs()
-    assert len(val.queries) == 299 and len(val.corpus) == labelled["code"].nunique() == 552
+    assert len(val.queries) == 299 and len(val.corpus) == 2000 and labelled["code"].nunique() == 552
+    assert set(labelled["code"]) <= set(val.corpus.values()) <= set(load_cosqa(split="dev").corpus.values())
     assert not {" ".join(q.lower().split()) for q in val.queries.values()} & reported
     for qid, rel in val.qrels.items():  # each query's gold is the code it was labelled 1 with
         row = labelled[labelled["idx"].astype(str) == qid[1:]].iloc[0]
@@ -146,3 +147,23 @@ def test_recipe_applies_wise_and_keeps_the_fine_tune(pairs, tmp_path):
     assert summary["train_pairs"].iloc[0] == 24 and set(per_query) == {"v"}
     with pytest.raises(ParameterError, match="wise_alpha"):
         resolve("smoke", {"wise_alpha": 1.5})
+
+
+def test_wise_alpha_is_chosen_by_the_worst_validation_gain(tmp_path):
+    import pandas as pd
+
+    def summary(mrr):
+        return pd.DataFrame({"task": list(validation.VALIDATION_SETS), "MRR": mrr})
+
+    # the fine-tune (1.0) gains most on average but loses 2 points on web queries; 0.5 gains everywhere
+    known = {0.0: summary([60.0, 70.0, 50.0]), 0.5: summary([64.0, 72.0, 51.0]), 1.0: summary([70.0, 76.0, 48.0])}
+    tasks = {n: None for n in validation.VALIDATION_SETS}
+    params = resolve("smoke")
+    alpha, table = validation.choose_wise_alpha(None, params, tasks, tmp_path, grid=(0.5, 1.0), known=known)
+    assert alpha == 0.5
+    assert table["worst gain"].tolist() == [0.0, 1.0, -2.0]
+    assert table["validation mean"].tolist() == [60.0, 62.33, 64.67]
+    alpha, _ = validation.choose_wise_alpha(None, params, tasks, tmp_path, grid=(0.5, 1.0), known=known, criterion="mean")
+    assert alpha == 1.0
+    with pytest.raises(ParameterError, match="criterion"):
+        validation.choose_wise_alpha(None, params, tasks, tmp_path, known=known, criterion="best")

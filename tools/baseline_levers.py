@@ -23,7 +23,11 @@ from workbench import experiment, selection, validation
 from workbench.config import parse_assignment, resolve
 from workbench.runtime import set_threads
 
+# web-style queries the embedded Qwen wrote for the same 2,000 sampled pairs (tools/web_queries.py)
+WEB_QUERIES = "data/web_queries/cpu-{n}-seed{seed}.parquet"
+
 # name -> (Params overrides, TrainConfig overrides, training pairs: None = params.train_pairs, 0 = all)
+# a name containing "web" adds the LLM's web-style queries of the sampled pairs (WEB_QUERIES) to them
 LEVERS: dict[str, tuple[dict, dict, int | None]] = {
     "base": ({}, {}, None),
     "lr1e-5": ({"lr": 1e-5}, {}, None),
@@ -33,7 +37,19 @@ LEVERS: dict[str, tuple[dict, dict, int | None]] = {
     "all_pairs": ({"epochs": 1}, {}, 0),
     "all_pairs_mask": ({"epochs": 1, "mask_duplicates": True}, {}, 0),
     "all_pairs_lr1e-5": ({"epochs": 1, "lr": 1e-5}, {}, 0),
+    "web": ({}, {}, None),
+    "web_mask": ({"mask_duplicates": True}, {}, None),
 }
+
+
+def web_pairs(sample: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The sample plus the LLM's accepted web-style queries of its pairs (same code, new query)."""
+    if not path.exists():
+        raise SystemExit(f"{path} is missing: run tools/web_queries.py for this sample first")
+    web = pd.read_parquet(path)
+    web = web[web["code"].isin(set(sample["code"]))]
+    cols = [c for c in sample.columns if c in web.columns]
+    return pd.concat([sample, web[cols]], ignore_index=True)
 
 
 def main() -> None:
@@ -44,6 +60,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="42")
     ap.add_argument("--out", default="papermill_runs/levers")
     ap.add_argument("--micro-batch", type=int, default=8, help="length-sorted forward passes (speed only)")
+    ap.add_argument("--web-queries", default=None, help="parquet of web-style query pairs (default: WEB_QUERIES)")
     args = ap.parse_args()
 
     base_over = dict(parse_assignment(a) for a in args.set)
@@ -73,6 +90,8 @@ def main() -> None:
         for seed in [int(s) for s in args.seeds.split(",")]:
             p = resolve(args.preset, {**base_over, **p_over, "seed": seed, "eval_seed": params.test_seed})
             sample = train.reset_index(drop=True) if n_pairs == 0 else experiment.training_sample(pairs, p.train_pairs, seed)
+            if "web" in name:
+                sample = web_pairs(sample, Path(args.web_queries or WEB_QUERIES.format(n=p.train_pairs, seed=seed)))
             folder = out / f"{name}-seed{seed}"
             t1 = time.time()
             summary, pq = experiment.train_and_evaluate(name, sample, every, p, folder,
@@ -81,12 +100,16 @@ def main() -> None:
             for task, table in pq.items():
                 per_query.setdefault(name, {}).setdefault(task, []).append(table)
             encoder = experiment.load_model(folder / "model", p)
-            alpha, table = validation.choose_wise_alpha(encoder, p, val, folder / "wise")
+            alpha, table = validation.choose_wise_alpha(encoder, p, val, folder / "wise", known={0.0: zs, 1.0: summary})
             alphas.append(table.assign(lever=name, seed=seed, chosen=alpha))
             label = f"{name} + WiSE"
-            ws, wpq = experiment.cached_evaluation(
-                folder / "wise" / f"chosen-{alpha:g}" / f"eval-{experiment._eval_key(every, p)}",
-                lambda e=encoder, p=p, a=alpha: experiment.apply_wise(e, p, a), every, p, label)
+            if alpha in (0.0, 1.0):  # the pre-trained model or the fine-tune itself: already scored
+                ws, wpq = (zs, zpq) if alpha == 0.0 else (summary, pq)
+                ws = ws.assign(model=label)
+            else:
+                ws, wpq = experiment.cached_evaluation(
+                    folder / "wise" / f"chosen-{alpha:g}" / f"eval-{experiment._eval_key(every, p)}",
+                    lambda e=encoder, p=p, a=alpha: experiment.apply_wise(e, p, a), every, p, label)
             summaries.append(ws.assign(seed=seed))
             for task, table in wpq.items():
                 per_query.setdefault(label, {}).setdefault(task, []).append(table)
