@@ -160,10 +160,12 @@ CODE_ANSWER_RULE = "Answer with the rewritten code only, in one ```python block,
 
 @dataclass(frozen=True)
 class QueryExample:
-    """A few-shot turn of the single mode: an original query and one good rewrite."""
+    """A few-shot turn of the single mode: an original query and one good rewrite; ``code`` fills
+    the ``{code}`` field of prompts that show the function (e.g. ``workbench.augment.web_queries``)."""
 
     query: str
     rewrite: str
+    code: str = ""
 
 
 @dataclass(frozen=True)
@@ -322,10 +324,23 @@ def _count_phrase(n: int, one: str, many: str) -> str:
     return f"1 {one}" if n == 1 else f"{n} {many}"
 
 
-def _query_fields(query: str, n: int, alpha: float) -> dict[str, Any]:
+def prompt_code(code: str, max_chars: int | None = None) -> str:
+    """``code`` as a prompt shows it: whole, or cut at the last line end within ``max_chars``
+    characters with a ``# ...`` line marking the cut (long functions would overflow a small
+    model's context and slow every request)."""
+    code = str(code)
+    if max_chars is None or len(code) <= int(max_chars):
+        return code
+    cut = code[: int(max_chars)]
+    head = cut[: cut.rfind("\n")] if "\n" in cut else cut
+    return f"{head.rstrip()}\n    # ..."
+
+
+def _query_fields(query: str, n: int, alpha: float, code: str = "", code_chars: int | None = None) -> dict[str, Any]:
     n_words = word_count(query)
     return {"query": query, "count": _count_phrase(n, "rewritten query", "rewritten queries"), "n": n,
-            "length": n_words, "max_length": max(n_words, int(math.floor(alpha * n_words))), "alpha": alpha}
+            "length": n_words, "max_length": max(n_words, int(math.floor(alpha * n_words))), "alpha": alpha,
+            "code": prompt_code(code, code_chars)}
 
 
 def _code_fields(code: str, technique: str, n: int) -> dict[str, Any]:
@@ -353,6 +368,8 @@ def build_query_requests(
     alpha: float = 1.6,
     examples: Sequence[QueryExample] = QUERY_EXAMPLES,
     answer_rule: str = QUERY_ANSWER_RULE,
+    technique: str = PARAPHRASE,
+    code_chars: int | None = None,
 ) -> list[RewriteRequest]:
     """The chat requests for ``n`` rewrites of each pair's query (Table I's prompt).
 
@@ -362,6 +379,8 @@ def build_query_requests(
     user/assistant turns (this prefix is the same for every pair, so a server's prompt cache reuses
     it), then the pair's task. Each request
     gets its own seed (:func:`request_seed`) and ``max_tokens`` = min(sampling's, a length budget).
+    ``technique`` names the rewrite (``aug_op`` of the candidates, and part of each request's seed);
+    a schema may show the pair's code as ``{code}`` (at most ``code_chars`` characters: :func:`prompt_code`).
     """
     _check_pairs(pairs)
     _check_mode(mode)
@@ -373,21 +392,22 @@ def build_query_requests(
     generic = {**_query_fields("", 1, alpha), "length": "L", "max_length": f"{alpha:g} L"}
     prefix: list[Message] = [{"role": "system", "content": f"{schema.header(**generic)}\n\n{answer_rule}".strip()}]
     for ex in examples:
-        prefix.append({"role": "user", "content": schema.task(**_query_fields(ex.query, 1, alpha))})
+        prefix.append({"role": "user", "content": schema.task(**_query_fields(ex.query, 1, alpha, ex.code,
+                                                                                  code_chars))})
         prefix.append({"role": "assistant", "content": ex.rewrite})
     out: list[RewriteRequest] = []
-    for pid, query in zip(pairs["id"].astype(str), pairs["query"].astype(str)):
+    for pid, query, code in zip(pairs["id"].astype(str), pairs["query"].astype(str), pairs["code"].astype(str)):
         if mode == "batched":
-            msgs = ({"role": "user", "content": schema.render(**_query_fields(query, n, alpha))},)
-            s = replace(sampling, seed=request_seed(seed, pid, PARAPHRASE, 0),
+            msgs = ({"role": "user", "content": schema.render(**_query_fields(query, n, alpha, code, code_chars))},)
+            s = replace(sampling, seed=request_seed(seed, pid, technique, 0),
                         max_tokens=min(sampling.max_tokens, _query_budget(query, n, alpha)))
-            out.append(RewriteRequest(pid, QUERY_KIND, PARAPHRASE, 0, int(n), msgs, s))
+            out.append(RewriteRequest(pid, QUERY_KIND, technique, 0, int(n), msgs, s))
             continue
-        turns = [*prefix, {"role": "user", "content": schema.task(**_query_fields(query, 1, alpha))}]
+        turns = [*prefix, {"role": "user", "content": schema.task(**_query_fields(query, 1, alpha, code, code_chars))}]
         for i in range(int(n)):
-            s = replace(sampling, seed=request_seed(seed, pid, PARAPHRASE, i),
+            s = replace(sampling, seed=request_seed(seed, pid, technique, i),
                         max_tokens=min(sampling.max_tokens, _query_budget(query, 1, alpha)))
-            out.append(RewriteRequest(pid, QUERY_KIND, PARAPHRASE, i, 1, tuple(turns), s))
+            out.append(RewriteRequest(pid, QUERY_KIND, technique, i, 1, tuple(turns), s))
     return out
 
 
@@ -549,12 +569,14 @@ def query_reject_reason(
     min_ratio: float = 0.5,
     min_words: int = 3,
     slack: int = 2,
+    bounds: tuple[int, int] | None = None,
 ) -> str | None:
     """Why a rewritten query is rejected (one of :data:`QUERY_REASONS`), or None to accept it.
 
     ``accepted`` holds the rewrites of the same original accepted so far (duplicates compared
     case- and punctuation-insensitively). ``not_a_query`` applies only when the original does not
-    itself look like code. Length bounds: :func:`query_length_bounds`.
+    itself look like code. Length bounds: :func:`query_length_bounds`, or ``bounds`` = (fewest,
+    most) words whatever the original's length (web-style queries are shorter than docstrings).
     """
     norm = _norm_text(candidate)
     if not norm:
@@ -563,7 +585,7 @@ def query_reject_reason(
         return "not_a_query"
     if norm == _norm_text(original):
         return "same_as_original"
-    low, high = query_length_bounds(original, alpha, min_ratio, min_words, slack)
+    low, high = bounds if bounds is not None else query_length_bounds(original, alpha, min_ratio, min_words, slack)
     n = word_count(candidate)
     if n < low:
         return "too_short"
@@ -847,21 +869,28 @@ def rewrite_queries(
     slack: int = 2,
     examples: Sequence[QueryExample] = QUERY_EXAMPLES,
     show_progress: bool = True,
+    answer_rule: str = QUERY_ANSWER_RULE,
+    technique: str = PARAPHRASE,
+    bounds: tuple[int, int] | None = None,
+    code_chars: int | None = None,
 ) -> tuple[pd.DataFrame, RewriteLog]:
     """LLM query rewrites of every pair (ChatDANCE query augmentation, Table I), validated.
 
     Returns the accepted candidates (columns ``id, aug_of, query, code, aug_kind="llm_query",
-    aug_op="paraphrase", raw`` + the pair's other columns; ``code`` is the original code) and the
+    aug_op=technique, raw`` + the pair's other columns; ``code`` is the original code) and the
     :class:`RewriteLog` of every candidate. ``seed`` seeds every request (:func:`request_seed`;
-    the seed inside ``sampling`` is replaced).
+    the seed inside ``sampling`` is replaced). Another kind of query rewrite is another
+    ``schema`` / ``examples`` / ``answer_rule`` under its own ``technique`` name, with fixed word
+    ``bounds`` when the docstring-relative ones do not fit (``workbench.augment.web_queries``).
     """
-    reqs = build_query_requests(pairs, n, mode, schema, sampling, seed, alpha, examples)
+    reqs = build_query_requests(pairs, n, mode, schema, sampling, seed, alpha, examples, answer_rule, technique,
+                                code_chars)
 
     def judge(cand: str, query: str, code: str, seen: list[str]) -> tuple[str | None, str, str]:
-        return query_reject_reason(cand, query, seen, alpha, min_ratio, min_words, slack), cand, cand
+        return query_reject_reason(cand, query, seen, alpha, min_ratio, min_words, slack, bounds), cand, cand
 
-    return _collect(llm, reqs, pairs, concurrency, f"query rewrites ({mode})", show_progress,
-                    extract_queries, judge, "empty")
+    desc = f"query rewrites ({mode})" if technique == PARAPHRASE else f"{technique} rewrites ({mode})"
+    return _collect(llm, reqs, pairs, concurrency, desc, show_progress, extract_queries, judge, "empty")
 
 
 def rewrite_code(

@@ -23,6 +23,8 @@ import random
 import threading
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -145,6 +147,37 @@ def openmp_environment(env: dict[str, str] | None = None) -> dict[str, str]:
     target = os.environ if env is None else env
     target.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return target  # type: ignore[return-value]
+
+
+_EXTRA_BUFTS_LOCK = threading.Lock()
+
+
+@contextmanager
+def extra_buffer_types(enabled: bool) -> Iterator[None]:
+    """While ``llama_cpp.Llama`` loads a model inside this block, llama.cpp's "extra buffer types" (AMX
+    and CPU weight repacking, ``llama_model_params.use_extra_bufts``) are on or off as ``enabled`` says.
+
+    Off is the safe choice on the Firecracker VMs here: their CPU reports AMX, and llama-cpp-python
+    0.3.36's llama.cpp then dies in ``ggml_backend_amx_mul_mat`` on the first prompt of more than one
+    token (a general protection fault at ``ldtilecfg``; SmolLM2 and Qwen alike). ``Llama`` has no
+    argument for it, so its default model parameters are replaced while the block runs (under a lock).
+    ``workbench.llm.embedder`` does the same for the embedding model.
+    """
+    import llama_cpp.llama_cpp as low
+
+    with _EXTRA_BUFTS_LOCK:
+        original = low.llama_model_default_params
+
+        def patched():
+            params = original()
+            params.use_extra_bufts = bool(enabled)
+            return params
+
+        low.llama_model_default_params = patched
+        try:
+            yield
+        finally:
+            low.llama_model_default_params = original
 
 
 class OpenAIBackend:
@@ -305,11 +338,13 @@ class LlamaCppBackend:
     """llama.cpp in-process on a GGUF file (``llama_cpp.Llama``); offline, one request at a time.
 
     ``llama_cpp.Llama`` is not thread safe, so :meth:`chat` holds a lock. With ``temperature=0`` (or
-    the same seed) the same request gives the same text.
+    the same seed) the same request gives the same text. ``repack=False`` (default) loads the weights
+    without llama.cpp's extra buffer types (:func:`extra_buffer_types`: AMX crashes here).
     """
 
     def __init__(
-        self, model_path: str | os.PathLike, n_ctx: int = 2048, n_threads: int = 2, sha256: str | None = None
+        self, model_path: str | os.PathLike, n_ctx: int = 2048, n_threads: int = 2, sha256: str | None = None,
+        repack: bool = False,
     ) -> None:
         from .local_models import file_sha256
 
@@ -328,9 +363,10 @@ class LlamaCppBackend:
         self.n_ctx, self.n_threads = int(n_ctx), int(n_threads)
         self._lock = threading.Lock()
         try:
-            self._llm = llama_cpp.Llama(
-                model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False
-            )
+            with extra_buffer_types(repack):
+                self._llm = llama_cpp.Llama(
+                    model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False
+                )
         except Exception as e:  # llama.cpp raises ValueError on files it cannot load
             raise LLMError(f"{self.model_path}: llama.cpp could not load it: {e}") from e
         # freed when the backend goes away or at interpreter exit, before module teardown (otherwise

@@ -93,7 +93,7 @@ class LlamaServer:
         return [
             sys.executable,
             "-m",
-            "llama_cpp.server",
+            "workbench.llm.server_main",  # llama_cpp.server, loaded without the extra buffer types (AMX)
             "--model",
             str(self.model_path),
             "--host",
