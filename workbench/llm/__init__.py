@@ -16,6 +16,7 @@ from .backends import (
     stop_servers,
 )
 from .cache import CachedLLM, request_key, request_record
+from .embedder import LLMEmbedder
 from .local_models import (
     DEFAULT_MODEL,
     LOCAL_MODELS,
@@ -36,6 +37,7 @@ __all__ = [
     "CachedLLM",
     "DEFAULT_MODEL",
     "LLMBackend",
+    "LLMEmbedder",
     "LLMError",
     "LOCAL_MODELS",
     "LlamaCppBackend",
