@@ -43,8 +43,9 @@ LOSS_TOL = 1e-5
 # Trained weights after 2 AdamW steps at lr 1e-4. The attention key biases have a gradient of exactly 0
 # in exact arithmetic (softmax is shift-invariant), so theirs is ~1e-9 rounding noise that Adam's
 # m / (sqrt(v) + 1e-8) turns into updates up to ~lr / 10: they may differ by up to 1e-5; every other
-# parameter is held to 3e-6.
-WEIGHT_ATOL, KEY_BIAS_ATOL = 3e-6, 1e-5
+# parameter is held to 6e-6 (4% of the largest change training makes, ~1.5e-4): 3.19e-6 was measured
+# on a machine whose CPU has AMX (other float32 kernels, other summation orders; 3e-6 was the bound before).
+WEIGHT_ATOL, KEY_BIAS_ATOL = 6e-6, 1e-5
 
 
 def _pairs() -> pd.DataFrame:
