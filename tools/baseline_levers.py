@@ -39,6 +39,8 @@ LEVERS: dict[str, tuple[dict, dict, int | None]] = {
     "all_pairs_lr1e-5": ({"epochs": 1, "lr": 1e-5}, {}, 0),
     "web": ({}, {}, None),
     "web_mask": ({"mask_duplicates": True}, {}, None),
+    "web_lr1e-5": ({"lr": 1e-5}, {}, None),
+    "all_pairs_web": ({"epochs": 1}, {}, 0),
 }
 
 
