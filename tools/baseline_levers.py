@@ -54,6 +54,20 @@ def web_pairs(sample: pd.DataFrame, path: Path) -> pd.DataFrame:
     return pd.concat([sample, web[cols]], ignore_index=True)
 
 
+def lever_vs_base(rq: dict, ood: list[str], params) -> pd.DataFrame:
+    """Every lever against ``base`` and its WiSE-FT model against ``base + WiSE``, query-level paired."""
+    rows = []
+    for arm in ("", " + WiSE"):
+        ref = f"base{arm}"
+        if ref not in rq:
+            continue
+        others = {m: d for m, d in rq.items() if m != ref and m != "zero-shot" and m.endswith(" + WiSE") == bool(arm)}
+        if others:
+            table = selection.paired_vs_baseline({ref: rq[ref], **others}, ref, ood, n_boot=params.n_boot, seed=params.seed)
+            rows.append(table.assign(versus=ref))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="cpu")
@@ -128,8 +142,14 @@ def main() -> None:
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 40)
     print("\nMRR (%), mean over seeds; validation mean = the sets choices are made on\n", table.to_string(), flush=True)
-    key = vs_zero[vs_zero["task"].isin(["id_test", "cosqa_dev", "OOD avg"])]
+    shown = ["id_test", "cosqa_dev", "stdlib_obf", "OOD avg"]
+    key = vs_zero[vs_zero["task"].isin(shown)]
     print("\npaired against zero-shot (MRR points, 95% CI)\n", key.to_string(index=False), flush=True)
+    vs_base = lever_vs_base(rq, ood, params)
+    if not vs_base.empty:
+        print("\neach lever against base, and its WiSE model against base + WiSE (MRR points, 95% CI)\n",
+              vs_base[vs_base["task"].isin(shown)].to_string(index=False), flush=True)
+        vs_base.to_csv(out / "levers_vs_base.csv", index=False)
     alpha_table = pd.concat(alphas, ignore_index=True) if alphas else pd.DataFrame()
     print("\nWiSE-FT alpha on the validation sets\n", alpha_table.round(2).to_string(index=False), flush=True)
     table.to_csv(out / "levers.csv")
