@@ -113,7 +113,8 @@ def test_cosqa_validation_is_disjoint_from_the_reported_dev_queries():
     val = validation.cosqa_validation()
     reported = {" ".join(q.lower().split()) for q in load_cosqa(split="dev").queries.values()}
     labelled = load_cosqa_pairs()
-    assert len(val.queries) == 299 and len(val.corpus) == 2000 and labelled["code"].nunique() == 552
+    assert len(val.queries) == 299 and len(val.corpus) == 6267 and labelled["code"].nunique() == 552
+    assert len(validation.cosqa_validation(pool_size=2000).corpus) == 2000
     assert set(labelled["code"]) <= set(val.corpus.values()) <= set(load_cosqa(split="dev").corpus.values())
     assert not {" ".join(q.lower().split()) for q in val.queries.values()} & reported
     for qid, rel in val.qrels.items():  # each query's gold is the code it was labelled 1 with
