@@ -231,6 +231,25 @@ def test_marked_map_and_figure():
     assert "a &lt;b&gt;" in fig.data[1].text[0]
 
 
+def test_file_neighbours_pool_holds_the_other_functions_of_the_sample_files():
+    from workbench.experiment import pool_codes
+
+    corpus = _frame(200, distinct=200).assign(split=["train"] * 180 + ["test"] * 20)
+    sample = corpus.iloc[[0, 1, 13]]  # files (pkg0, mod0), (pkg1, mod1), (pkg1, mod3): i = 0 / 1 / 13 mod 20
+    assert pool_codes(corpus, sample, resolve("cpu")) is None  # the default: the sample's codes only
+    extra = pool_codes(corpus, sample, resolve("cpu", {"datamap_pool": "file_neighbours"}))
+    ids = [i for i in range(180) if i % 20 in (0, 1, 13) and i not in (0, 1, 13)]  # same file, train split
+    assert extra == sorted(corpus["code"].iloc[ids]) and len(extra) == 3 * 8
+    # a near miss's right function is among the candidates of its corrupted run
+    train = corpus.iloc[:180]
+    bad, corrupted = dv.corrupt_pairs(sample, 0.34, "near_miss", seed=0, donors=train)
+    assert corrupted["fallback"].tolist() == ["file"]
+    i = int(np.flatnonzero(bad["code"].to_numpy() != sample["code"].to_numpy())[0])
+    assert sample["code"].iloc[i] in pool_codes(corpus, bad, resolve("cpu", {"datamap_pool": "file_neighbours"}))
+    with pytest.raises(ParameterError, match="datamap_pool"):
+        resolve("cpu", {"datamap_pool": "corpus"})
+
+
 def test_the_parameters_of_the_check():
     from workbench.config import VALIDITY_KINDS
 

@@ -186,6 +186,44 @@ def test_a_few_steps_lower_the_loss_on_the_same_batch(encoder, pairs, tmp_path):
     assert saved["config"]["epochs"] == 3 and saved["total_steps"] == 3
 
 
+def test_extra_pool_codes_join_the_drawn_pool_whole_and_share_indices_with_equal_training_codes():
+    rec = DynamicsRecorder("fixed_pool", pool_size=2, seed=0)
+    codes = ["a", "b", "c", "d"]
+    drawn = rec.setup_pool(["1", "2", "3", "4"], ["q1", "q2", "q3", "q4"], codes)
+    assert len(drawn) == 2 and set(rec._uniq_codes[drawn]) <= set(codes)
+    again = DynamicsRecorder("fixed_pool", pool_size=2, seed=0)
+    pool = again.setup_pool(["1", "2", "3", "4"], ["q1", "q2", "q3", "q4"], codes, extra_codes=["x", "y", "a", "x"])
+    names = set(again._uniq_codes[pool])
+    assert names == set(rec._uniq_codes[drawn]) | {"x", "y", "a"}  # the same draw, plus every extra text once
+    assert again._uniq_codes[again._code_index].tolist() == codes  # a training code equal to an extra is one code
+
+
+def test_a_hard_negative_in_the_pool_lowers_a_mislabelled_pairs_confidence():
+    """The near-miss case: the query's right function is an extra pool code, its labelled code is not."""
+    q = torch.tensor([[1.0, 0.0]])
+    codes = torch.tensor([[0.6, 0.8], [1.0, 0.0], [0.0, 1.0]])  # 0: labelled (wrong) code, 1: the right one
+    without, _, _ = DynamicsRecorder.score_pool(q, codes, np.array([0]), np.array([0, 2]), temperature=0.1)
+    with_, rank, _ = DynamicsRecorder.score_pool(q, codes, np.array([0]), np.array([0, 1, 2]), temperature=0.1)
+    assert without[0] > 0.9 and with_[0] < 0.05 and rank.tolist() == [2]
+
+
+def test_extra_pool_codes_are_scored_and_make_another_run(minilm, pairs, tmp_path):
+    """``train(pool_codes=...)``: the pool grows by the extra codes (ranks reach past the drawn pool),
+    the resume key records them, and the same folder refuses the run without them."""
+    set_threads(2)
+    cfg = fast_config(dynamics_mode="fixed_pool", checkpoints_per_epoch=1, fixed_pool_size=4)
+    extra = [f"def unrelated_{i}(x):\n    return x * {i}" for i in range(8)] + pairs["code"].tolist()[:2]
+    res = train(copy.deepcopy(minilm), pairs, cfg, tmp_path / "fp", show_progress=False, pool_codes=extra)
+    saved = json.loads((tmp_path / "fp" / "train_config.json").read_text())
+    assert "pool_codes" in saved and len(res.dynamics) == len(pairs)
+    assert res.dynamics["rank"].between(1, 1 + 4 + 10).all()
+    plain = train(copy.deepcopy(minilm), pairs, cfg, tmp_path / "plain", show_progress=False)
+    assert "pool_codes" not in json.loads((tmp_path / "plain" / "train_config.json").read_text())
+    # every pair has at least as many candidates with the extras, so its gold is never likelier
+    both = res.dynamics.set_index("pair_id")["p_gold"].align(plain.dynamics.set_index("pair_id")["p_gold"])
+    assert (both[0] <= both[1] + 1e-6).all() and (both[0] < both[1] - 1e-6).any()
+
+
 def test_fixed_pool_dynamics_one_row_per_pair_per_checkpoint(encoder, pairs, tmp_path):
     cfg = fast_config(dynamics_mode="fixed_pool", checkpoints_per_epoch=2, fixed_pool_size=6)
     res = train(encoder, pairs, cfg, tmp_path / "fp", show_progress=False)

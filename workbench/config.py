@@ -76,6 +76,7 @@ class Params:
     datamap_pairs: int = 2000  # training pairs of the data-map run (both dynamics modes)
     datamap_epochs: int = 3
     datamap_mode: str = "in_batch"  # which data map chooses the subsets
+    datamap_pool: str = "sample"  # fixed_pool candidates: "sample" (fixed_pool_size of the run's codes) or "file_neighbours" (also every other function of each pair's file: mined hard negatives)
     easy_q: float = 0.5  # cartography.categorize quantile rule
     hard_q: float = 0.5
     ambiguous_q: float = 0.667
@@ -251,6 +252,7 @@ VALIDITY_KINDS = ("random_swap", "near_miss")  # workbench.datamap_validity.KIND
 
 _ALLOWED_CHOICES = {
     "datamap_mode": ("in_batch", "fixed_pool"),
+    "datamap_pool": ("sample", "file_neighbours"),
     "dynamics_mode": ("in_batch", "fixed_pool", "both", "none"),
     "device": ("auto", "cpu", "cuda", "mps"),
     "pairs_projection": ("umap", "tsne", "mds", "pca"),

@@ -442,13 +442,14 @@ def corruption_run(
     the same pre-trained encoder (``experiment.fresh_encoder``) and ``experiment.train_config``
     with ``epochs=params.datamap_epochs``; ``fraction`` of the pairs get a wrong code
     (:func:`corrupt_pairs` with ``params.seed``; donors from the corpus's whole train split, so a
-    near miss finds a function of the same file more often than within the sample). ``modes``
+    near miss finds a function of the same file more often than within the sample; the fixed pool's
+    candidates as ``params.datamap_pool`` says, ``experiment.pool_codes``). ``modes``
     (default both ``in_batch`` and ``fixed_pool``) sets the dynamics recorded: one mode, or
     ``"both"`` as the data-map run does. ``training.train`` resumes an interrupted run and reuses
     a finished one (a different fraction, seed or mode in the same folder is a ParameterError:
     use another ``out_dir``). The corruption table is written to ``out_dir/<kind>/corruption.parquet``.
     """
-    from .experiment import fresh_encoder, train_config
+    from .experiment import fresh_encoder, pool_codes, train_config
     from .store import atomic_write_parquet
     from .training import train
 
@@ -458,7 +459,8 @@ def corruption_run(
     bad_pairs, corrupted = _corrupted_sample(pairs, params, kind, fraction)
     folder = Path(out_dir) / kind
     cfg = train_config(params, epochs=params.datamap_epochs, dynamics_mode=_dynamics_mode(ms))
-    result = train(fresh_encoder(params), bad_pairs, cfg, out_dir=folder, show_progress=show_progress)
+    extra = pool_codes(pairs, bad_pairs, params) if "fixed_pool" in ms else None
+    result = train(fresh_encoder(params), bad_pairs, cfg, out_dir=folder, show_progress=show_progress, pool_codes=extra)
     atomic_write_parquet(folder / "corruption.parquet", corrupted)
     return CorruptionRun(kind, fraction, bad_pairs, corrupted, result.dynamics, folder, float(result.seconds))
 

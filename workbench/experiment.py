@@ -18,6 +18,7 @@ import pandas as pd
 
 from .benchmarks import RetrievalTask, load_cosqa, task_from_pairs
 from .config import Params
+from .errors import ParameterError
 from .evaluation import EvalResult, evaluate
 
 
@@ -118,6 +119,27 @@ def training_sample(pairs: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     if n >= len(train):
         return train.reset_index(drop=True)
     return train.sample(n=n, random_state=seed).reset_index(drop=True)
+
+
+def pool_codes(pairs: pd.DataFrame, sample: pd.DataFrame, params: Params) -> list[str] | None:
+    """The extra ``fixed_pool`` candidates of a data-map run on ``sample`` (rows of the corpus ``pairs``).
+
+    ``params.datamap_pool == "file_neighbours"``: the code of every other train-split function of
+    the files (``source``, ``path``) the sample's pairs come from, the hard negatives mining gives
+    for free (CoRNStack's point, methods.md section 4: negatives from the same repository are the
+    informative ones); a pair paired with the wrong function of its file then meets the right one
+    among its candidates. ``"sample"``: None (the pool is ``fixed_pool_size`` of the sample's codes).
+    """
+    if params.datamap_pool == "sample":
+        return None
+    missing = [c for c in ("source", "path", "code") if c not in pairs.columns or c not in sample.columns]
+    if missing:
+        raise ParameterError(f"datamap_pool='file_neighbours' needs the columns {missing} in the corpus pairs")
+    train = pairs[pairs["split"] == "train"] if "split" in pairs.columns else pairs
+    files = set(zip(sample["source"].tolist(), sample["path"].tolist()))
+    same = [f in files for f in zip(train["source"].tolist(), train["path"].tolist())]
+    own = set(sample["code"].tolist())
+    return sorted({c for c in train.loc[same, "code"].tolist() if c not in own})
 
 
 def train_config(params: Params, **overrides):

@@ -57,14 +57,16 @@ _MEMBERS = {
 def datamap_training(pairs: pd.DataFrame, params: Params, out_dir: str | Path, show_progress: bool = True):
     """Step 1-2: train the pre-trained model on ``params.datamap_pairs`` sampled training pairs for
     ``params.datamap_epochs`` epochs, recording both dynamics modes (``fixed_pool`` scored
-    ``params.checkpoints_per_epoch`` times per epoch). Resumes / reuses a finished run in ``out_dir``.
+    ``params.checkpoints_per_epoch`` times per epoch, against ``params.datamap_pool``'s candidates:
+    ``experiment.pool_codes``). Resumes / reuses a finished run in ``out_dir``.
     Returns ``(sample, TrainResult)``."""
-    from .experiment import fresh_encoder, train_config, training_sample
+    from .experiment import fresh_encoder, pool_codes, train_config, training_sample
     from .training import train
 
     sample = training_sample(pairs, params.datamap_pairs, params.seed)
     cfg = train_config(params, epochs=params.datamap_epochs, dynamics_mode="both")
-    result = train(fresh_encoder(params), sample, cfg, out_dir=out_dir, show_progress=show_progress)
+    result = train(fresh_encoder(params), sample, cfg, out_dir=out_dir, show_progress=show_progress,
+                   pool_codes=pool_codes(pairs, sample, params))
     return sample, result
 
 

@@ -12,7 +12,9 @@ table into confidence / variability / correctness. Two candidate sets:
   training step already computed (no extra forward pass; dropout is on, as in the cartography
   code which also records the training forward pass). A checkpoint is one epoch.
 - ``fixed_pool``: a fixed random pool of ``pool_size`` distinct training codes, drawn once with
-  the seed, plus the pair's gold; pool codes identical to the gold code are left out. All
+  the seed, plus the pair's gold; pool codes identical to the gold code are left out. Optional
+  *extra* pool codes (``train(..., pool_codes=...)``, e.g. every other function of the training
+  pairs' files: mined hard negatives, ``experiment.pool_codes``) join the pool whole. All
   training queries and codes are encoded without gradients (eval mode) ``checkpoints_per_epoch``
   times per epoch, at evenly spaced steps, and at the last step if training stops mid-epoch.
 - ``both``: ``in_batch`` and ``fixed_pool`` in the same run (rows tagged by ``mode``), so the two
@@ -203,17 +205,26 @@ class DynamicsRecorder:
             )
         return self.checkpoint_steps
 
-    def setup_pool(self, pair_ids: Sequence[str], queries: Sequence[str], codes: Sequence[str]) -> np.ndarray:
-        """Draw the fixed pool: ``min(pool_size, #distinct codes)`` distinct training codes, seeded."""
+    def setup_pool(
+        self,
+        pair_ids: Sequence[str],
+        queries: Sequence[str],
+        codes: Sequence[str],
+        extra_codes: Sequence[str] = (),
+    ) -> np.ndarray:
+        """Draw the fixed pool: ``min(pool_size, #distinct training codes)`` distinct training codes,
+        seeded, plus every distinct ``extra_codes`` text (hard negatives; a text equal to a training
+        code is that code). Returns the pool's indices into the distinct codes."""
         if not (len(pair_ids) == len(queries) == len(codes)):
             raise ParameterError("setup_pool: pair_ids, queries and codes must have the same length")
         self._ids, self._queries, self._codes = [str(i) for i in pair_ids], list(queries), list(codes)
-        self._uniq_codes, self._code_index = np.unique(
-            np.asarray(self._codes, dtype=object), return_inverse=True
-        )
-        n_uniq = len(self._uniq_codes)
+        texts = np.asarray(self._codes + [str(c) for c in extra_codes], dtype=object)
+        self._uniq_codes, inverse = np.unique(texts, return_inverse=True)
+        self._code_index = inverse[: len(self._codes)]
+        train_uniq = np.unique(self._code_index)
         rng = np.random.default_rng(self.seed)
-        self.pool_indices = np.sort(rng.choice(n_uniq, size=min(self.pool_size, n_uniq), replace=False))
+        drawn = train_uniq[np.sort(rng.choice(len(train_uniq), size=min(self.pool_size, len(train_uniq)), replace=False))]
+        self.pool_indices = np.union1d(drawn, inverse[len(self._codes) :]).astype(np.int64)
         return self.pool_indices
 
     def is_pool_checkpoint(self, step: int) -> bool:

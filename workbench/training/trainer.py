@@ -698,6 +698,7 @@ def train(
     stop_after_steps: int | None = None,
     negatives: Callable[[np.ndarray, int, float], Sequence[str]] | None = None,
     negatives_key: str | None = None,
+    pool_codes: Sequence[str] | None = None,
 ) -> TrainResult:
     """Fine-tune ``encoder`` (a ``BiEncoder``) on ``pairs`` (columns id, query, code) with InfoNCE.
 
@@ -711,7 +712,9 @@ def train(
     ``negatives``: optional ``hook(rows, step, progress) -> code texts`` giving extra negatives
     per step (see the module docstring; e.g. ``NegativeSampler(...).trainer_hook(codes)``);
     ``negatives_key`` (default ``hook.key``) identifies it in the resume key and is required
-    with a hook that has no ``key``.
+    with a hook that has no ``key``. ``pool_codes``: extra code texts the ``fixed_pool`` dynamics
+    score every pair against, besides the ``fixed_pool_size`` drawn training codes (hard negatives,
+    e.g. ``experiment.pool_codes``); part of the resume key when the run records the pool.
 
     Under several processes (see the module docstring) every process calls ``train`` with the same
     arguments and its own encoder copy on its own device; MixUp, OASIS labelled negatives /
@@ -766,6 +769,9 @@ def train(
                 "of the resume key); pass negatives_key=... or give the hook a `key` attribute"
             )
         key_parts["negatives"] = negatives_key
+    extra_pool = [str(c) for c in pool_codes] if pool_codes is not None else []
+    if extra_pool and config.dynamics_mode in ("fixed_pool", "both"):  # only then: other keys unchanged
+        key_parts["pool_codes"] = cache_key({"codes": sorted(set(extra_pool))})
     if config.order_weight > 0 and not getattr(negatives, "labelled", False):
         raise ParameterError(
             "TrainConfig.order_weight > 0 needs order labels: pass negatives=<a hook with labelled = True "
@@ -800,7 +806,7 @@ def train(
     )
     recorder.plan(steps_per_epoch, total_steps)
     if recorder.records_pool:
-        recorder.setup_pool(df["id"].tolist(), df["query"].tolist(), df["code"].tolist())
+        recorder.setup_pool(df["id"].tolist(), df["query"].tolist(), df["code"].tolist(), extra_pool)
     if config.save_every_steps is not None:
         save_steps = set(range(config.save_every_steps, total_steps + 1, config.save_every_steps))
     else:
