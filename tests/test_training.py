@@ -208,8 +208,8 @@ def test_a_hard_negative_in_the_pool_lowers_a_mislabelled_pairs_confidence():
 
 
 def test_extra_pool_codes_are_scored_and_make_another_run(minilm, pairs, tmp_path):
-    """``train(pool_codes=...)``: the pool grows by the extra codes (ranks reach past the drawn pool),
-    the resume key records them, and the same folder refuses the run without them."""
+    """``train(pool_codes=...)``: the resume key records the extra codes (a run without them has no
+    such entry), and every pair's gold is scored against more candidates, so it is never likelier."""
     set_threads(2)
     cfg = fast_config(dynamics_mode="fixed_pool", checkpoints_per_epoch=1, fixed_pool_size=4)
     extra = [f"def unrelated_{i}(x):\n    return x * {i}" for i in range(8)] + pairs["code"].tolist()[:2]
