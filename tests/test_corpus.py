@@ -3,6 +3,7 @@ input, de-duplication, leakage-free splits, wheel reading and the cached build (
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import subprocess
 import sysconfig
@@ -41,6 +42,7 @@ from workbench.corpus.mining import (
     is_test_name,
     normalize_query,
     query_too_short,
+    with_docstring,
 )
 from workbench.corpus.splits import assign_splits
 from workbench.errors import ParameterError, WorkbenchError
@@ -206,6 +208,27 @@ def test_docstring_removal_keeps_body_exactly():
     vs, _ = explain_source('def g(x): "Add one to the number x."; y = x + 1; return y\n')
     assert vs[0].code == "def g(x): y = x + 1; return y"
 
+
+
+def test_docstring_put_back_round_trips_through_the_miner():
+    """``with_docstring`` undoes the miner: every function of a real stdlib file, its docstring put
+    back, mines again to the same (query, code), and the docstring is the first statement."""
+    funcs = [f for name in ("shutil.py", "inspect.py") for f in mine_source((STDLIB / name).read_text(), name)[0]]
+    assert len(funcs) >= 60
+    for f in funcs:
+        restored = with_docstring(f.code, f.query)
+        assert ast.get_docstring(ast.parse(restored).body[0]) == f.query
+        (again,), _ = mine_source(restored)
+        assert (again.query, again.code) == (f.query, f.code)
+    # leading comments stay after the docstring; quotes and backslashes survive; tabs are kept
+    code = "def f(a,\n      b):\n    # note\n    return a + b"
+    out = with_docstring(code, 'Add "two"  numbers\nwith a \\ backslash"')
+    assert out.split("\n")[2:4] == ['    """Add "two" numbers with a \\\\ backslash\\""""', "    # note"]
+    assert ast.get_docstring(ast.parse(out).body[0]) == 'Add "two" numbers with a \\ backslash"'
+    assert with_docstring("def h(a):\n\tb = a\n\treturn b", "Tabs.").split("\n")[1] == '\t"""Tabs."""'
+    for bad, why in (("def g(x): return x", "def line"), ("x = 1", "function"), ("def (", "parse")):
+        with pytest.raises(ValueError, match=why):
+            with_docstring(bad, "Doc.")
 
 # ---------------------------------------------------------------- untrusted input
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from workbench import experiment, selection, validation
 from workbench.config import parse_assignment, resolve
+from workbench.corpus.mining import with_docstring
 from workbench.runtime import set_threads
 
 # web-style queries the embedded Qwen wrote for the same 2,000 sampled pairs (tools/web_queries.py)
@@ -41,24 +42,41 @@ LEVERS: dict[str, tuple[dict, dict, int | None]] = {
     "web_mask": ({"mask_duplicates": True}, {}, None),
     "web_lr1e-5": ({"lr": 1e-5}, {}, None),
     "all_pairs_web": ({"epochs": 1}, {}, 0),
+    "web_doc": ({}, {}, None),
 }
+# a name ending in "_doc" pairs each web-style query with its function's code *with* the docstring put
+# back (``corpus.mining.with_docstring``): the format of CoSQA's code, which keeps docstrings
 
 
-def web_pairs(sample: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """The sample plus the LLM's accepted web-style queries of its pairs (same code, new query)."""
+
+def web_pairs(sample: pd.DataFrame, path: Path, docstring_code: bool = False) -> pd.DataFrame:
+    """The sample plus the LLM's accepted web-style queries of its pairs (same code, new query; with
+    ``docstring_code`` the code carries its docstring, the sample's query, as its first statement)."""
     if not path.exists():
         raise SystemExit(f"{path} is missing: run tools/web_queries.py for this sample first")
     web = pd.read_parquet(path)
     web = web[web["code"].isin(set(sample["code"]))]
+    if docstring_code:
+        doc = dict(zip(sample["code"], sample["query"], strict=True))
+        codes, kept = [], 0
+        for code in web["code"]:
+            try:
+                codes.append(with_docstring(code, doc[code]))
+            except ValueError:
+                codes.append(code)
+                kept += 1
+        web = web.assign(code=codes)
+        print(f"[levers] {len(web) - kept} web-query pairs carry their docstring, {kept} kept as mined "
+              "(body on the def line, or code that does not parse)", flush=True)
     cols = [c for c in sample.columns if c in web.columns]
     return pd.concat([sample, web[cols]], ignore_index=True)
 
 
-def lever_vs_base(rq: dict, ood: list[str], params) -> pd.DataFrame:
-    """Every lever against ``base`` and its WiSE-FT model against ``base + WiSE``, query-level paired."""
+def lever_vs_base(rq: dict, ood: list[str], params, versus: str = "base") -> pd.DataFrame:
+    """Every lever against ``versus`` and its WiSE-FT model against ``versus + WiSE``, query-level paired."""
     rows = []
     for arm in ("", " + WiSE"):
-        ref = f"base{arm}"
+        ref = f"{versus}{arm}"
         if ref not in rq:
             continue
         others = {m: d for m, d in rq.items() if m != ref and m != "zero-shot" and m.endswith(" + WiSE") == bool(arm)}
@@ -76,6 +94,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="42")
     ap.add_argument("--out", default="papermill_runs/levers")
     ap.add_argument("--micro-batch", type=int, default=8, help="length-sorted forward passes (speed only)")
+    ap.add_argument("--versus", default="base", help="the lever every other lever is compared with")
     ap.add_argument("--web-queries", default=None, help="parquet of web-style query pairs (default: WEB_QUERIES)")
     args = ap.parse_args()
 
@@ -107,7 +126,8 @@ def main() -> None:
             p = resolve(args.preset, {**base_over, **p_over, "seed": seed, "eval_seed": params.test_seed})
             sample = train.reset_index(drop=True) if n_pairs == 0 else experiment.training_sample(pairs, p.train_pairs, seed)
             if "web" in name:
-                sample = web_pairs(sample, Path(args.web_queries or WEB_QUERIES.format(n=p.train_pairs, seed=seed)))
+                sample = web_pairs(sample, Path(args.web_queries or WEB_QUERIES.format(n=p.train_pairs, seed=seed)),
+                                   docstring_code=name.endswith("_doc"))
             folder = out / f"{name}-seed{seed}"
             t1 = time.time()
             summary, pq = experiment.train_and_evaluate(name, sample, every, p, folder,
@@ -145,9 +165,9 @@ def main() -> None:
     shown = ["id_test", "cosqa_dev", "stdlib_obf", "OOD avg"]
     key = vs_zero[vs_zero["task"].isin(shown)]
     print("\npaired against zero-shot (MRR points, 95% CI)\n", key.to_string(index=False), flush=True)
-    vs_base = lever_vs_base(rq, ood, params)
+    vs_base = lever_vs_base(rq, ood, params, args.versus)
     if not vs_base.empty:
-        print("\neach lever against base, and its WiSE model against base + WiSE (MRR points, 95% CI)\n",
+        print(f"\neach lever against {args.versus}, and its WiSE model against {args.versus} + WiSE (MRR points, 95% CI)\n",
               vs_base[vs_base["task"].isin(shown)].to_string(index=False), flush=True)
         vs_base.to_csv(out / "levers_vs_base.csv", index=False)
     alpha_table = pd.concat(alphas, ignore_index=True) if alphas else pd.DataFrame()

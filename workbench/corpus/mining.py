@@ -286,6 +286,36 @@ FUNCTION_REASONS = (
 )
 
 
+def with_docstring(code: str, docstring: str) -> str:
+    """``code`` (a function as :func:`function_code` returns it: docstring removed, starting at its
+    ``def``) with ``docstring`` put back as its first statement, on one line at the body's
+    indentation: the format of CoSQA's code, which keeps each function's docstring.
+
+    Raises ``ValueError`` when ``code`` does not parse as a function or its body starts on the
+    ``def`` line (there is no line to put the docstring on).
+    """
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as e:
+        raise ValueError(f"the code does not parse: {e.msg} (line {e.lineno})") from None
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        raise ValueError("the code does not start with a function definition")
+    first = node.body[0]
+    if first.lineno == node.lineno:
+        raise ValueError("the body starts on the def line")
+    lines = code.split("\n")
+    body_line = lines[first.lineno - 1]
+    indent = body_line[: len(body_line) - len(body_line.lstrip())]
+    at = first.lineno - 1  # before the comments that open the body, as a docstring is written
+    while at - 1 >= node.lineno and lines[at - 1].lstrip().startswith("#"):
+        at -= 1
+    text = " ".join(docstring.split()).replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    if text.endswith('"'):
+        text = text[:-1] + '\\"'
+    return "\n".join(lines[:at] + [f'{indent}"""{text}"""'] + lines[at:])
+
+
 def function_reject_reason(
     lines: list[str], node: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str, nested: bool
 ) -> tuple[str | None, str, str]:
