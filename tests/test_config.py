@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from workbench.config import PRESETS, parse_assignment, resolve
@@ -53,3 +55,29 @@ def test_parse_assignment():
     assert parse_assignment("model=mpnet") == ("model", "mpnet")
     with pytest.raises(ParameterError):
         parse_assignment("epochs")
+
+
+def test_set_values_are_read_by_the_declared_type():
+    """YAML would read ``model=yes`` as True and ``model=1.0`` as a float: a string parameter keeps the
+    text, booleans accept the usual spellings, optionals accept null, and a value of the wrong type
+    is refused with the parameter, the value and the expected type."""
+    assert parse_assignment("model=yes") == ("model", "yes")
+    assert parse_assignment("corpus=1.0") == ("corpus", "1.0")
+    assert parse_assignment("model=null") == ("model", "null")  # model is not optional
+    for raw, want in (("true", True), ("Yes", True), ("on", True), ("1", True), ("false", False), ("no", False),
+                      ("OFF", False), ("0", False)):
+        assert parse_assignment(f"bf16_train={raw}") == ("bf16_train", want)
+    assert parse_assignment("test_queries=None") == ("test_queries", None)
+    assert parse_assignment("test_queries=~") == ("test_queries", None)
+    assert parse_assignment("test_queries=300") == ("test_queries", 300)
+    assert parse_assignment("epochs= 2 ") == ("epochs", 2)
+    assert parse_assignment("lr=2") == ("lr", 2.0) and isinstance(parse_assignment("lr=2")[1], float)
+    assert parse_assignment("oasis_judge_max=null") == ("oasis_judge_max", None)
+    for bad, kind in (("epochs=2.5", "int"), ("epochs=two", "int"), ("lr=fast", "float"),
+                      ("bf16_train=maybe", "bool"), ("test_queries=all", "int | None")):
+        with pytest.raises(ParameterError, match=rf"'{bad.split('=')[0]}' expects {re.escape(kind)}.*'{bad.split('=')[1]}'"):
+            parse_assignment(bad)
+    # an unknown name is left to resolve, which lists the allowed parameters
+    name, value = parse_assignment("epoch=3")
+    with pytest.raises(ParameterError, match="unknown parameter 'epoch'"):
+        resolve("cpu", {name: value})

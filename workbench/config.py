@@ -338,20 +338,52 @@ def resolve(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> Par
     return replace(params, **{f.name: float(getattr(params, f.name)) for f in fields(Params) if hints[f.name] is float})
 
 
-def parse_assignment(text: str) -> tuple[str, Any]:
-    """Parse a command-line ``name=value`` (the value read as YAML: 3, 0.5, true, null, cpu)."""
-    import yaml
+_NULLS = frozenset({"null", "none", "~"})
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
 
+
+def parse_value(name: str, raw: str) -> Any:
+    """A command-line value read by the declared type of parameter ``name`` (so ``model=yes`` stays the
+    string ``"yes"`` and ``bf16_train=yes`` is ``True``); ``null``/``none``/``~`` give None where the
+    type allows it. A name that is not a parameter keeps ``raw`` (``resolve`` then lists the allowed
+    ones). Raises :class:`ParameterError` naming the parameter, the value and the expected type."""
+    hints = typing.get_type_hints(Params)
+    if name not in hints:
+        return raw
+    hint = hints[name]
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    text = raw.strip()
+    if type(None) in args and text.lower() in _NULLS:
+        return None
+    kinds = [a for a in args if a is not type(None)]
+    for kind in kinds:
+        if kind is bool:
+            if text.lower() in _TRUE | _FALSE:
+                return text.lower() in _TRUE
+        elif kind is int:
+            try:
+                return int(text)
+            except ValueError:
+                pass
+        elif kind is float:
+            try:
+                return float(text)
+            except ValueError:
+                pass
+        elif kind is str:
+            return raw
+    expected = allowed_parameters()[name]
+    hint_text = {bool: " (true/false, yes/no, on/off, 1/0)", int: " (a whole number)", float: " (a number such as 3e-5)"}
+    detail = "".join(hint_text.get(k, "") for k in kinds)
+    raise ParameterError(f"parameter {name!r} expects {expected}{detail}, got {raw!r}")
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Parse a command-line ``name=value``, the value read by the parameter's declared type
+    (:func:`parse_value`): ``epochs=3``, ``lr=3e-5``, ``bf16_train=true``, ``test_queries=null``."""
     if "=" not in text:
         raise ParameterError(f"expected name=value, got {text!r}")
     name, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw != "" else ""
-    except yaml.YAMLError as e:
-        raise ParameterError(f"cannot read the value of {name!r}: {raw!r} ({e})") from e
-    if isinstance(value, str):  # YAML 1.1 reads 3e-5 as a string
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    return name.strip(), value
+    name = name.strip()
+    return name, parse_value(name, raw)
