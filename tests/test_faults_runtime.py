@@ -371,6 +371,29 @@ def test_answers_that_are_not_chat_completions(body, name):
         assert body.decode()[:20] in msg and len(srv.seen) == 1
 
 
+NULL_CONTENT = json.dumps({"choices": [{"index": 0, "finish_reason": "stop",
+                                        "message": {"role": "assistant", "content": None}}]}).encode()
+
+
+def test_null_content_is_a_failed_request_retried_then_reported():
+    """A completion whose content is null is not an empty answer: it is retried, and when every
+    attempt gets one the error says so and names the server."""
+    with ChatServer([("raw", NULL_CONTENT)]) as srv, fault("llm server", "200 with content null, then an answer") as f:
+        backend = OpenAIBackend(srv.base_url, "m", max_retries=2, backoff=0.05)
+        text = backend.chat(HELLO, GREEDY)
+        assert text == scripted_answer(srv.seen[1]) and text and backend.retries == 1 and len(srv.seen) == 2
+        f.keep()
+        f.saw(f"answer after 1 retry: {text!r}")
+    with ChatServer([("raw", NULL_CONTENT)], then="last") as srv, fault("llm server", "200 with content null every time") as f:
+        with pytest.raises(LLMError) as err:
+            OpenAIBackend(srv.base_url, "m", max_retries=2, backoff=0.05).chat(HELLO, GREEDY)
+        msg = f.saw(err.value)
+        assert f"{srv.base_url}/chat/completions" in msg and "content is null" in msg and "3 attempt(s)" in msg
+        assert len(srv.seen) == 3
+    body = json.dumps({"choices": [{"message": {"role": "assistant", "content": [{"type": "text"}]}}]}).encode()
+    with ChatServer([("raw", body)]) as srv, pytest.raises(LLMError, match="not a string"):
+        OpenAIBackend(srv.base_url, "m", max_retries=2, backoff=0.05).chat(HELLO, GREEDY)
+
 def test_server_killed_mid_job_keeps_answers_and_rerun_asks_only_missing(tmp_path):
     port, log_path = free_port(), tmp_path / "server-requests.jsonl"
     requests = [([{"role": "user", "content": f"Paraphrase query number {i}"}], GREEDY) for i in range(12)]

@@ -301,31 +301,43 @@ class OpenAIBackend:
                 last = f"{type(e).__name__}: {e}"
             else:
                 if 200 <= resp.status_code < 300:
-                    return self._parse(resp)
-                last = f"HTTP {resp.status_code}: {_truncate(resp.text)}"
-                if (
-                    resp.status_code not in (408, 429) and resp.status_code < 500
-                ):  # the request itself is wrong
-                    raise LLMError(f"LLM server at {self.url} refused the request ({last})")
-                retry_after = _retry_after_seconds(resp.headers.get("Retry-After"))
+                    content = self._parse(resp)
+                    if content is not None:
+                        return content
+                    # a completion whose content is null (a refusal, a tool call, a server hiccup): failed
+                    last = f"a chat completion whose message content is null: {_truncate(resp.text)}"
+                else:
+                    last = f"HTTP {resp.status_code}: {_truncate(resp.text)}"
+                    if (
+                        resp.status_code not in (408, 429) and resp.status_code < 500
+                    ):  # the request itself is wrong
+                        raise LLMError(f"LLM server at {self.url} refused the request ({last})")
+                    retry_after = _retry_after_seconds(resp.headers.get("Retry-After"))
             if attempt == self.max_retries:
                 break
             wait = self._delay(attempt, retry_after)
             self._count(retry_wait=wait)
             time.sleep(wait)
+        if last.startswith("a chat completion"):
+            raise LLMError(f"LLM server at {self.url} answered something that is not a chat completion "
+                           f"after {self.max_retries + 1} attempt(s): {last}")
         reach = "is unreachable or failing" if not last.startswith("HTTP") else "keeps failing"
         raise LLMError(f"LLM server at {self.url} {reach} after {self.max_retries + 1} attempt(s): {last}")
 
-    def _parse(self, resp: Any) -> str:
+    def _parse(self, resp: Any) -> str | None:
+        """The completion's text; None when its ``content`` is null (the caller retries); an
+        :class:`LLMError` for anything that is not a chat completion."""
         try:
             data = resp.json()
             content = data["choices"][0]["message"]["content"]
+            if content is not None and not isinstance(content, str):
+                raise TypeError(f"message content is a {type(content).__name__}, not a string")
         except (ValueError, KeyError, IndexError, TypeError) as e:
             raise LLMError(
                 f"LLM server at {self.url} answered something that is not a chat completion "
-                f"({type(e).__name__}): {_truncate(resp.text)}"
+                f"({type(e).__name__}: {_truncate(str(e))}): {_truncate(resp.text)}"
             ) from None
-        return content if isinstance(content, str) else ""
+        return content
 
     def close(self) -> None:
         self._client.close()
