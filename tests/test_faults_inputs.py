@@ -32,7 +32,7 @@ from workbench.benchmarks import (
 )
 from workbench.config import resolve
 from workbench.corpus import mine_corpus_source, mine_source, parse_source
-from workbench.corpus.sources import StdlibSource, iter_source_files
+from workbench.corpus.sources import InstalledSource, StdlibSource, iter_source_files
 from workbench.errors import InputFormatError, ParameterError
 from workbench.evaluation import evaluate
 from workbench.runs import open_run, run_notebooks
@@ -431,6 +431,38 @@ def test_symlink_loop_in_a_source_folder_is_skipped_and_counted(tmp_path: Path) 
         assert [fn.func_name for fn in mined["pkg/good.py"]] == ["add_all"]
         f.keep(1)
 
+
+
+def test_symlinks_in_an_installed_distribution_are_skipped_and_counted(tmp_path: Path) -> None:
+    """An installed distribution (read through its RECORD, as ``open_source`` does when the pinned
+    version is installed) whose RECORD lists a file link, a file under a folder link that loops, and
+    a link to a file outside the installation: the same rule as the stdlib walker, none followed,
+    each counted, the real file mined."""
+    import importlib.metadata as md
+
+    site = tmp_path / "site-packages"
+    (site / "pkg").mkdir(parents=True)
+    (site / "pkg" / "good.py").write_text(GOOD)
+    (site / "pkg" / "alias.py").symlink_to(site / "pkg" / "good.py")
+    (site / "pkg" / "loop").symlink_to(site / "pkg", target_is_directory=True)
+    outside = tmp_path / "elsewhere.py"
+    outside.write_text(GOOD.replace("add_all", "add_outside"))
+    (site / "pkg" / "out.py").symlink_to(outside)
+    info = site / "pkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pkg\nVersion: 1.0\n")
+    listed = ["pkg/good.py", "pkg/alias.py", "pkg/loop/good.py", "pkg/out.py", "pkg-1.0.dist-info/METADATA"]
+    (info / "RECORD").write_text("".join(f"{p},,\n" for p in listed))
+    dist = md.PathDistribution(info)
+    source = InstalledSource(ref=parse_source("pkg==1.0"), origin="installed", location=str(dist.locate_file("")),
+                             dist=dist)
+    with fault("untrusted source", "symlinks in an installed distribution's RECORD") as f:
+        stats: Counter = Counter()
+        mined = {rel: mine_source(data, rel)[0] for rel, data in iter_source_files(source, stats)}
+        f.saw(f"skipped: {dict(stats)}")
+        assert stats["path:symlink"] == 3 and list(mined) == ["pkg/good.py"]
+        assert [fn.func_name for fn in mined["pkg/good.py"]] == ["add_all"]
+        f.keep(1)
 
 # --------------------------------------------------------------------------- notebook parameters
 

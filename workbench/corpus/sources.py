@@ -31,7 +31,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..errors import ParameterError, WorkbenchError
@@ -154,24 +154,47 @@ class StdlibSource(Source):
         return (Path(self.location) / relpath).read_bytes()
 
 
+def _through_symlink(root: Path, relpath: str) -> bool:
+    """True when ``root / relpath`` or a folder on the way to it below ``root`` is a symbolic link."""
+    at = root
+    for part in PurePosixPath(relpath).parts:
+        at = at / part
+        if at.is_symlink():
+            return True
+    return False
+
+
 @dataclass
 class InstalledSource(Source):
-    """A distribution installed in the running environment, read through its RECORD."""
+    """A distribution installed in the running environment, read through its RECORD.
+
+    As for :class:`StdlibSource`, symbolic links (a listed file, or a folder on its way below the
+    installation root) are never followed; each such file is counted under ``path:symlink``.
+    """
 
     dist: Any = None
 
     def list_files(self) -> list[tuple[str, int]]:
-        out = []
+        root = Path(self.location)
+        out = set()
         for f in self.dist.files or []:
             rel = f.as_posix()
-            full = Path(f.locate())
-            if rel.startswith("..") or not full.is_file():
+            if rel.startswith(".."):
                 continue
-            out.append((rel, full.stat().st_size))
-        return sorted(set(out))
+            if _through_symlink(root, rel):
+                self.skipped["path:symlink"] += 1
+                continue
+            full = root / rel
+            if not full.is_file():
+                continue
+            out.add((rel, full.stat().st_size))
+        return sorted(out)
 
     def read(self, relpath: str) -> bytes:
-        return Path(self.dist.locate_file(relpath)).read_bytes()
+        root = Path(self.location)
+        if _through_symlink(root, relpath):
+            raise WorkbenchError(f"{root / relpath}: a symbolic link; sources never follow links")
+        return (root / relpath).read_bytes()
 
 
 @dataclass
