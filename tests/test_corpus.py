@@ -230,6 +230,26 @@ def test_docstring_put_back_round_trips_through_the_miner():
         with pytest.raises(ValueError, match=why):
             with_docstring(bad, "Doc.")
 
+
+def test_a_syntax_error_in_one_function_keeps_the_rest_of_a_real_file():
+    """A real stdlib file with Python 2 syntax put into one top-level function mines every other
+    function exactly as the intact file does (same names, line numbers, queries and code)."""
+    text = (STDLIB / "shutil.py").read_text()
+    whole, stats = mine_source(text, "shutil.py")
+    assert stats["file:ok"] == 1
+    victim = next(f for f in whole if f.func_name == "copyfileobj")
+    lines = text.split("\n")
+    lines.insert(victim.lineno, '    print "python 2"')  # right after the def line
+    broken, stats = mine_source("\n".join(lines), "shutil.py")
+    assert stats["file:partial"] == 1 and stats["block:syntax_error"] == 1 and stats["file:ok"] == 0
+
+    def key(fs, shift_after=None):
+        return [(f.func_name, f.lineno - (1 if shift_after and f.lineno > shift_after else 0), f.query, f.code)
+                for f in fs]
+
+    expected = [f for f in whole if f.func_name != "copyfileobj"]
+    assert len(expected) >= 30 and key(broken, shift_after=victim.lineno) == key(expected)
+
 # ---------------------------------------------------------------- untrusted input
 
 

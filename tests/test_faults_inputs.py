@@ -369,7 +369,6 @@ def broken(xs):
 
 UNTRUSTED = [
     ("file that does not parse", "def (:\n    pass\n", "file:syntax_error"),
-    ("syntax error in only one function", ONE_BAD_FUNCTION, "file:syntax_error"),
     ("deeply nested parentheses (5,000)", "x = " + "(" * 5000 + ")" * 5000 + "\n", "file:syntax_error"),
     ("deeply nested brackets (100,000)", "x = " + "[" * 100_000 + "]" * 100_000 + "\n", "file:syntax_error"),
     ("deep expression (RecursionError in ast.parse)", "x = " + "1+" * 100_000 + "1\n", "file:too_deep"),
@@ -396,6 +395,23 @@ def test_untrusted_file_is_skipped_and_counted(name: str, data: str | bytes, rea
         f.lost = 1 - int((df["func_name"] == "add_all").sum())  # the good file's one function
         assert f.lost == 0
 
+
+def test_one_broken_function_costs_only_its_block(tmp_path: Path) -> None:
+    """A file whose one function has a syntax error keeps its other functions (at their own line
+    numbers): the file is counted under file:partial and the broken block under block:syntax_error."""
+    spec = make_wheel(tmp_path, "fault_partial", {"good.py": GOOD, "mixed.py": ONE_BAD_FUNCTION.replace(
+        "add_all", "add_every").replace("Add all the numbers", "Sum every number")})
+    with fault("untrusted source", "syntax error in only one function") as f:
+        df, stats = mine_corpus_source(spec, data_dir=tmp_path, progress=False)
+        filters = stats["filters"]
+        f.saw(f"stats['filters']: {filters}; mined {sorted(zip(df['path'], df['func_name'], strict=True))}")
+        assert filters["file:ok"] == 1 and filters["file:partial"] == 1 and filters["block:syntax_error"] == 1
+        assert "file:syntax_error" not in filters
+        assert sorted(zip(df["path"], df["func_name"], strict=True)) == [
+            ("fault_partial/good.py", "add_all"), ("fault_partial/mixed.py", "add_every")]
+        f.keep(len(df))
+        f.lost = 2 - len(df)
+        assert f.lost == 0
 
 def test_mined_code_is_never_executed(tmp_path: Path) -> None:
     marker = tmp_path / "EXECUTED"
@@ -470,12 +486,15 @@ BAD_PARAMS = [
     ("unknown name", "epochz", 1, "epochz=1", "unknown parameter 'epochz'"),
     ("wrong type: str for int", "epochs", "two", "epochs=two", "parameter 'epochs' must be of type int, got 'two'"),
     ("wrong type: float for int", "batch_size", 8.5, "batch_size=8.5", "parameter 'batch_size' must be of type int"),
-    ("wrong type: list for str", "model", ["minilm"], "model=[minilm]", "parameter 'model' must be of type str"),
-    ("wrong type: bool for int", "epochs", True, "epochs=true", "parameter 'epochs' must be of type int, got True"),
+    ("wrong type: list for str", "model", ["minilm"], None, "parameter 'model' must be of type str"),
+    ("wrong type: bool for int", "epochs", True, "epochs=true", "parameter 'epochs' must be of type int, got "),
     ("out of range: epochs=0", "epochs", 0, "epochs=0", "parameter 'epochs' must be >= 1, got 0"),
     ("out of range: theta_q=1.5", "theta_q", 1.5, "theta_q=1.5", "parameter 'theta_q' must be in [0, 1]"),
     ("not a choice: device=tpu", "device", "tpu", "device=tpu", "parameter 'device' must be one of"),
 ]
+# the command line reads a value by the parameter's type, so "model=[minilm]" is the string "[minilm]"
+# (a model path, checked when loaded): that case has no command-line form
+CLI_BAD_PARAMS = [b for b in BAD_PARAMS if b[3] is not None]
 
 
 @pytest.mark.parametrize("case,name,value,cli,expected", BAD_PARAMS, ids=[b[0] for b in BAD_PARAMS])
@@ -497,7 +516,7 @@ def _cli(args: list[str], runs: Path) -> subprocess.CompletedProcess:
                           timeout=120)
 
 
-@pytest.mark.parametrize("case,name,value,cli,expected", BAD_PARAMS, ids=[b[0] for b in BAD_PARAMS])
+@pytest.mark.parametrize("case,name,value,cli,expected", CLI_BAD_PARAMS, ids=[b[0] for b in CLI_BAD_PARAMS])
 def test_bad_parameter_fails_before_any_work_cli(case, name, value, cli, expected, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     with fault("notebook parameters", f"CLI --set {cli}") as f:

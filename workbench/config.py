@@ -374,9 +374,10 @@ def parse_value(name: str, raw: str) -> Any:
         elif kind is str:
             return raw
     expected = allowed_parameters()[name]
-    hint_text = {bool: " (true/false, yes/no, on/off, 1/0)", int: " (a whole number)", float: " (a number such as 3e-5)"}
-    detail = "".join(hint_text.get(k, "") for k in kinds)
-    raise ParameterError(f"parameter {name!r} expects {expected}{detail}, got {raw!r}")
+    hint_text = {bool: "true/false, yes/no, on/off or 1/0", int: "a whole number", float: "a number such as 3e-5"}
+    detail = " or ".join(hint_text[k] for k in kinds if k in hint_text)
+    nulls = ", or null" if type(None) in args else ""
+    raise ParameterError(f"parameter {name!r} must be of type {expected}, got {raw!r} (expected {detail}{nulls})")
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-MINER_VERSION = "1"
+MINER_VERSION = "2"  # 2: a file with a syntax error keeps its functions that parse
 """Bump when a filter or the extraction changes: it is part of every corpus cache key."""
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
@@ -284,6 +284,40 @@ FUNCTION_REASONS = (
     "func:trivial_body",
     "func:short_code",
 )
+#: counted, not filters: extraction of one function failed (the file's other functions are kept)
+EXTRACTION_FAILURES = ("func:too_deep", "func:memory_error", "func:extract_error")
+
+_TOP_LEVEL_BLOCK = re.compile(r"^(?:@|def\s|async\s+def\s|class\s)")
+
+
+def top_level_blocks(text: str) -> list[tuple[int, int]]:
+    """``(first, stop)`` line ranges (0-based, stop exclusive) of the file's top-level ``def``,
+    ``async def`` and ``class`` statements, decorators included: each runs to the next one."""
+    lines = text.split("\n")
+    starts: list[int] = []
+    decorating = False  # the open block so far holds only decorators: its def or class belongs to it
+    for i, line in enumerate(lines):
+        if not _TOP_LEVEL_BLOCK.match(line):
+            continue
+        if not decorating:
+            starts.append(i)
+        decorating = line.startswith("@")
+    return list(zip(starts, [*starts[1:], len(lines)], strict=False))
+
+
+def parse_blocks(text: str, path: str = "<string>") -> tuple[list[ast.Module], int]:
+    """The top-level blocks of a file that does not parse as a whole, each parsed alone at its own
+    line numbers: ``(trees of the blocks that parse, number that do not)``. One broken function
+    (Python 2 syntax, a merge conflict, a typo) then costs that block, not the whole file."""
+    lines = text.split("\n")
+    trees, failed = [], 0
+    for a, b in top_level_blocks(text):
+        tree, _ = parse_source("\n" * a + "\n".join(lines[a:b]), path)
+        if tree is None:
+            failed += 1
+        else:
+            trees.append(tree)
+    return trees, failed
 
 
 def with_docstring(code: str, docstring: str) -> str:
@@ -392,19 +426,29 @@ def explain_source(
         stats[reason] += 1  # type: ignore[index]
         return [], stats
     tree, reason = parse_source(text, path)
-    if tree is None:
+    trees = [tree] if tree is not None else []
+    if tree is None and reason == "file:syntax_error":
+        trees, failed = parse_blocks(text, path)
+        if trees:  # some top-level blocks parse alone: keep their functions, count the others
+            reason = "file:partial"
+            stats["block:syntax_error"] += failed
+    if not trees:
         stats[reason] += 1  # type: ignore[index]
         return [], stats
     lines = text.split("\n")
     verdicts: list[FunctionVerdict] = []
-    try:
-        for node, qual, nested in iter_functions(tree):
-            why, query, code = function_reject_reason(lines, node, qual, nested)
+    for one in trees:
+        for node, qual, nested in iter_functions(one):
+            try:
+                why, query, code = function_reject_reason(lines, node, qual, nested)
+            except RecursionError:
+                why, query, code = "func:too_deep", "", ""
+            except MemoryError:
+                why, query, code = "func:memory_error", "", ""
+            except Exception:  # noqa: BLE001 - untrusted input: one function's failure never costs the file
+                why, query, code = "func:extract_error", "", ""
             verdicts.append(FunctionVerdict(qual, node.lineno, why, query, code))
-    except (RecursionError, MemoryError) as exc:  # pragma: no cover - defensive
-        stats["file:too_deep" if isinstance(exc, RecursionError) else "file:memory_error"] += 1
-        return [], stats
-    stats["file:ok"] += 1
+    stats["file:ok" if tree is not None else "file:partial"] += 1
     stats["func:seen"] += len(verdicts)
     stats.update(v.reason or "func:kept" for v in verdicts)
     return verdicts, stats
@@ -416,8 +460,11 @@ def mine_source(
     """Mine one file. Returns the kept functions and a Counter of outcomes.
 
     Counter keys: ``file:ok`` or one ``file:<reason>`` (``too_large``, ``binary``, ``not_utf8``,
-    ``syntax_error``, ``too_deep``, ``memory_error``); ``func:seen``, ``func:kept`` and one
-    ``func:<reason>`` per dropped function (see :data:`FUNCTION_REASONS`). Never raises on bad input.
+    ``syntax_error``, ``too_deep``, ``memory_error``), or ``file:partial`` for a file that does not
+    parse as a whole but some of whose top-level blocks do (:func:`parse_blocks`; the others are
+    counted under ``block:syntax_error``); ``func:seen``, ``func:kept`` and one ``func:<reason>`` per
+    dropped function (see :data:`FUNCTION_REASONS`, and :data:`EXTRACTION_FAILURES` for a function
+    whose extraction failed). Never raises on bad input.
     """
     verdicts, stats = explain_source(source, path, max_bytes=max_bytes)
     kept = [MinedFunction(v.func_name, v.lineno, v.query, v.code) for v in verdicts if v.reason is None]
