@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -118,6 +119,52 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 # === 1. kills ==================================================================================================
+
+KILLED_WRITE = """
+import os, signal, sys
+from workbench.store import atomic_path
+with atomic_path(sys.argv[1], suffix=".parquet") as tmp:
+    tmp.write_bytes(b"half a file")
+    os.kill(os.getpid(), signal.SIGKILL)  # killed mid-write, at a known point (no race with a watcher)
+"""
+
+
+def test_a_killed_atomic_write_leaves_a_temporary_that_the_next_write_removes(tmp_path):
+    """A writer killed between writing its temporary and renaming it leaves the old file intact and a
+    temporary of the workbench's naming; the next write of that file removes it. Nothing else goes:
+    not a running writer's temporary, not another host's, not another target's, not a user's file."""
+    from workbench.store import _HOST, atomic_write_bytes, remove_stale_temporaries
+
+    target = tmp_path / "x.parquet"
+    target.write_bytes(b"old")
+    with fault("kills", "SIGKILL inside an atomic write, then the same file written again") as f:
+        proc = subprocess.run([sys.executable, "-c", KILLED_WRITE, str(target)], capture_output=True, timeout=60)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        left = sorted(p.name for p in tmp_path.iterdir() if p.name != "x.parquet")
+        assert len(left) == 1 and re.fullmatch(rf"\.x\.parquet\.wb-{_HOST}-\d+-[a-z0-9_]+\.parquet\.tmp", left[0])
+        assert target.read_bytes() == b"old"
+        dead = int(left[0].split("-")[2])
+        keep = [f".x.parquet.wb-{_HOST}-{os.getpid()}-live1234.parquet.tmp",  # a writer still running
+                f".x.parquet.wb-abcdef-{dead}-other123.parquet.tmp",  # another host's (shared folder)
+                ".x.parquet.tmp", "notes.tmp", "x.parquet.wb-old.tmp"]  # not the workbench's naming
+        other_target = f".y.json.wb-{_HOST}-{dead}-zz99.tmp"
+        for name in [*keep, other_target]:
+            (tmp_path / name).write_text("keep?")
+        atomic_write_bytes(target, b"new")
+        after = sorted(p.name for p in tmp_path.iterdir())
+        f.saw(f"left by the kill: {left}; after the next write: {after}")
+        assert target.read_bytes() == b"new" and sorted(after) == sorted([*keep, other_target, "x.parquet"])
+        assert oct(target.stat().st_mode & 0o777) == oct(0o666 & ~_umask_now())
+        assert [p.name for p in remove_stale_temporaries(tmp_path)] == [other_target]
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*keep, "x.parquet"])
+        f.keep()
+
+
+def _umask_now() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
 
 TRAIN_SCRIPT = """
 import json, sys
@@ -624,7 +671,9 @@ def test_embedded_llama_server_binds_loopback_and_needs_its_token(llm_server):
         body = {"model": llm_server.model, "messages": HELLO, "max_tokens": 2}
         anon = httpx.post(f"{llm_server.base_url}/chat/completions", json=body, timeout=30, trust_env=False)
         assert anon.status_code == 401
-        foreign = _foreign_client_chat(llm_server)  # a client in another process does not know the token
+        # a client that cannot read this user's private token folder (another user's, here one whose folder
+        # is elsewhere) does not know the token; this user's other processes read it (test_llm)
+        foreign = _foreign_client_chat(llm_server)
         assert "HTTP 401" in foreign and f"{llm_server.base_url}/chat/completions" in foreign, foreign
         text = OpenAIBackend(llm_server.base_url, llm_server.model, api_key="", timeout=60).chat(
             HELLO, Sampling(temperature=0.0, top_p=1.0, max_tokens=3, seed=1))
@@ -634,11 +683,14 @@ def test_embedded_llama_server_binds_loopback_and_needs_its_token(llm_server):
 
 
 def _foreign_client_chat(server) -> str:
-    """The error a chat request from another process (which does not know the server's token) ends with."""
+    """The error a chat request from a process that cannot read the server's token file (its private
+    token folder is another one, as another user's is) ends with."""
     code = ("import sys\nfrom workbench.llm import OpenAIBackend, Sampling\n"
             f"b = OpenAIBackend({server.base_url!r}, {server.model!r}, api_key='', max_retries=0, timeout=30)\n"
             "b.chat([{'role': 'user', 'content': 'hi'}], Sampling(max_tokens=2))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=CHILD_ENV, timeout=120)
+    with tempfile.TemporaryDirectory() as elsewhere:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                              env={**CHILD_ENV, "XDG_RUNTIME_DIR": elsewhere})
     assert proc.returncode != 0, proc.stdout
     return proc.stderr.strip().splitlines()[-1]
 

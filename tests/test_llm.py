@@ -332,11 +332,62 @@ def test_embedded_server_backend_has_a_stable_identity_and_stops():
         OpenAIBackend(backend.base_url, "m", max_retries=0, connect_timeout=1).chat(HELLO, GREEDY)
 
 
+TOKEN_CLIENT = """
+import sys
+from workbench.llm import OpenAIBackend, Sampling
+backend = OpenAIBackend(sys.argv[1], sys.argv[2], api_key="not-the-token", max_retries=0)
+print(backend.chat([{"role": "user", "content": "Say hello."}], Sampling(temperature=0.0, top_p=1.0, max_tokens=6, seed=1)))
+"""
+
+
+def test_another_process_of_this_user_finds_the_embedded_servers_token(llm_server):
+    """A second process (as a sweep's child or a notebook kernel is) talks to the embedded server with
+    no token on its command line or in its environment: it reads it from a mode-0600 file in a
+    private folder, which goes away with the server; a file others could read is ignored."""
+    import stat
+    import subprocess
+    import sys
+
+    import httpx
+
+    from workbench.llm.backends import server_token, token_dir
+
+    port = httpx.URL(llm_server.base_url).port
+    path = token_dir() / f"{port}.token"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(token_dir().stat().st_mode) == 0o700
+    assert path.read_text().split() == [str(llm_server.process.pid), llm_server.api_key]
+    cmd = [sys.executable, "-c", TOKEN_CLIENT, llm_server.base_url, llm_server.model]
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0 and proc.stdout.strip(), proc.stderr[-2000:]
+    assert llm_server.api_key not in " ".join(cmd) + proc.stdout + proc.stderr + json.dumps(env)
+    # the token is what lets it in: the same request with the wrong key is refused by the server
+    resp = httpx.post(f"{llm_server.base_url}/chat/completions", json={"model": llm_server.model, "messages": HELLO},
+                      headers={"Authorization": "Bearer not-the-token"}, trust_env=False, timeout=30)
+    assert resp.status_code == 401
+    # a token file others may read, or one whose server is gone, is not trusted
+    fake = token_dir() / "1.token"
+    try:
+        fake.write_text(f"{os.getpid()} leaked\n")
+        fake.chmod(0o644)
+        assert server_token("http://127.0.0.1:1/v1") is None
+        fake.chmod(0o600)
+        assert server_token("http://127.0.0.1:1/v1") == "leaked"
+        fake.write_text("999999999 stale\n")
+        assert server_token("http://127.0.0.1:1/v1") is None
+    finally:
+        fake.unlink()
+
+
 @pytest.mark.slow
 def test_server_is_stopped_when_the_body_raises(llm_server):
+    from workbench.llm.backends import token_dir
+
     with pytest.raises(RuntimeError, match="boom"):
         with LlamaServer(llm_server.model_path, n_ctx=256, n_threads=1) as server:
             proc = server.process
             assert server.model and server.running
+            token_file = token_dir() / f"{server.port}.token"
+            assert token_file.exists()
             raise RuntimeError("boom")
-    assert proc.poll() is not None and not server.running
+    assert proc.poll() is not None and not server.running and not token_file.exists()

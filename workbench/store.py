@@ -11,6 +11,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,13 +20,69 @@ from typing import Any
 
 import yaml
 
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+_TEMP = re.compile(r"\.wb-(?P<host>[0-9a-f]{6})-(?P<pid>[0-9]+)-[a-z0-9_]+(?:\.[A-Za-z0-9]+)*\.tmp")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file (mkstemp gives 0600)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
+    """Remove the temporary files that :func:`atomic_path` left in ``folder`` when its process was
+    killed mid-write (``.<target>.wb-<host>-<pid>-<random><suffix>.tmp``, from this host, by a
+    process that no longer runs); only those of target ``name`` when given. Nothing else is
+    touched: not another host's temporaries, not a running writer's, not any other file.
+    Returns the removed paths."""
+    folder = Path(folder)
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return removed
+    for entry in entries:
+        n = entry.name
+        if not (n.startswith(".") and n.endswith(".tmp")) or not entry.is_file(follow_symlinks=False):
+            continue
+        at = n.rfind(".wb-")
+        m = _TEMP.fullmatch(n, at) if at > 1 else None
+        if m is None or (name is not None and n[1:at] != name):
+            continue
+        if m["host"] != _HOST or _alive(int(m["pid"])):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    return removed
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is renamed onto ``path`` (atomic on POSIX)."""
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path`` (atomic on POSIX)
+    with the permissions a plain ``open`` would give it. Temporaries of ``path`` left by a killed
+    writer are removed first (:func:`remove_stale_temporaries`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    remove_stale_temporaries(path.parent, path.name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.wb-{_HOST}-{os.getpid()}-", suffix=suffix + ".tmp",
+                               dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -32,6 +90,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         if tmp_path.exists():
             with open(tmp_path, "rb") as fh:
                 os.fsync(fh.fileno())
+            os.chmod(tmp_path, _FILE_MODE)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -17,9 +17,11 @@ an API key.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import email.utils
 import os
 import random
+import stat
 import threading
 import time
 import weakref
@@ -126,14 +128,94 @@ _SERVER_TOKENS: dict[str, str] = {}
 _SERVER_TOKENS_LOCK = threading.Lock()
 
 
-def register_server_token(base_url: str, token: str | None) -> None:
+def token_dir() -> Path:
+    """The folder where embedded servers leave their API tokens for this user's other processes (a
+    sweep's child, a notebook kernel): ``$XDG_RUNTIME_DIR`` (else the temp dir) ``/workbench-<uid>/
+    llm-tokens``, mode 0700. Refused (:class:`LLMError`) when it is a link, another user owns it, or
+    others may read it."""
+    import tempfile
+
+    root = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"workbench-{os.getuid()}"
+    folder = root / "llm-tokens"
+    for d in (root, folder):
+        with contextlib.suppress(FileExistsError):
+            d.mkdir(mode=0o700)
+        st = d.lstat()
+        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() \
+                or st.st_mode & 0o077:
+            raise LLMError(f"{d}: not a private folder of this user (a link, another owner, or readable by "
+                           "others); remove it, then start the server again")
+    return folder
+
+
+def _token_path(base_url: str) -> Path | None:
+    """The token file of a loopback ``base_url`` (one per port), else None."""
+    import httpx
+
+    url = httpx.URL(base_url)
+    if url.host not in ("127.0.0.1", "localhost", "::1") or url.port is None:
+        return None
+    return token_dir() / f"{url.port}.token"
+
+
+def register_server_token(base_url: str, token: str | None, pid: int | None = None) -> None:
     """Remember (``token``) or forget (None) the API token of an embedded server this process started at
-    ``base_url``: an :class:`OpenAIBackend` for that URL then sends it, whatever ``api_key`` it was given."""
+    ``base_url``: an :class:`OpenAIBackend` for that URL then sends it, whatever ``api_key`` it was given.
+
+    With ``pid`` (the server's process) the token is also written, mode 0600, to this user's private
+    :func:`token_dir`, so the user's other processes find it (:func:`server_token`) without it ever
+    reaching a command line, an environment another user can read, or a world-readable file."""
+    base_url = base_url.rstrip("/")
     with _SERVER_TOKENS_LOCK:
         if token:
-            _SERVER_TOKENS[base_url.rstrip("/")] = token
+            _SERVER_TOKENS[base_url] = token
         else:
-            _SERVER_TOKENS.pop(base_url.rstrip("/"), None)
+            _SERVER_TOKENS.pop(base_url, None)
+    path = _token_path(base_url)
+    if path is None:
+        return
+    if not token:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return
+    if pid is None:
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"{pid} {token}\n")
+    os.replace(tmp, path)
+
+
+def server_token(base_url: str) -> str | None:
+    """The API token of the embedded server at ``base_url``: this process's own (registered), else the
+    one its starting process left in :func:`token_dir` while that server runs; None when neither."""
+    base_url = base_url.rstrip("/")
+    with _SERVER_TOKENS_LOCK:
+        if base_url in _SERVER_TOKENS:
+            return _SERVER_TOKENS[base_url]
+    try:
+        path = _token_path(base_url)
+    except LLMError:
+        return None
+    if path is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd) as fh:
+        st = os.fstat(fh.fileno())
+        if st.st_uid != os.getuid() or st.st_mode & 0o077:
+            return None
+        pid_text, _, token = fh.read().strip().partition(" ")
+    try:
+        os.kill(int(pid_text), 0)
+    except (ValueError, ProcessLookupError):
+        return None  # the server that wrote it is gone (killed before it could remove the file)
+    except PermissionError:
+        pass
+    return token or None
 
 
 def openmp_environment(env: dict[str, str] | None = None) -> dict[str, str]:
@@ -236,8 +318,8 @@ class OpenAIBackend:
         self.extra_body = dict(extra_body or {})
         self._identity = dict(identity) if identity else None
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        with _SERVER_TOKENS_LOCK:  # an embedded server of this process accepts only its own token
-            key = _SERVER_TOKENS.get(self.base_url, key)
+        # an embedded server (of this process, or of another process of this user) accepts only its own token
+        key = server_token(self.base_url) or key
         headers = {"Content-Type": "application/json"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
