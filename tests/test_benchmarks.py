@@ -388,6 +388,11 @@ def test_load_xlcost_both_layouts_and_collapse(tmp_path: Path) -> None:
     }
     with pytest.raises(MissingDataError, match="tried"):
         load_xlcost(tmp_path, "Java")
+    # the release names its snippet-level dev split val.jsonl: asked for valid, it is found
+    release = tmp_path / "release"
+    write_jsonl(release / "C++" / "val.jsonl", rows[1:2])
+    for split in ("valid", "val", "dev"):
+        assert load_xlcost(release, "C++", split=split).queries == {"9359-C++-4": "Driver code"}
 
 
 # ----------------------------------------------------------------------------------------------- BEIR
@@ -432,7 +437,7 @@ def test_load_beir(tmp_path: Path) -> None:
 
 
 def test_beir_bad_qrels(tmp_path: Path) -> None:
-    f = make_beir(tmp_path / "a", "q1\td1\t1\n")
+    f = make_beir(tmp_path / "a", "q1\td1\tone\n")  # neither the header nor a judgement
     with pytest.raises(InputFormatError, match=r"test.tsv:1: expected the header"):
         load_beir(f)
     f = make_beir(tmp_path / "b", "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\tzz\t1\n")
@@ -496,3 +501,21 @@ def test_subset_is_seeded_and_keeps_corpus(cosqa_dev: RetrievalTask) -> None:
     assert [order.index(q) for q in a.queries] == sorted(order.index(q) for q in a.queries)
     assert a.meta["subset"] == {"n_queries": 50, "seed": 3, "of": 500}
     assert len(cosqa_dev.subset(10_000).queries) == 500
+
+
+def test_beir_as_its_own_loader_reads_it(tmp_path: Path) -> None:
+    """Published BEIR folders hold documents with empty text and title (BEIR's loader keeps them) and
+    qrels without a header line: both load, skipped or read with a count and a note."""
+    f = make_beir(tmp_path / "a", "q1\td1\t1\nq2\td2\t1\n")  # no header: the first line is data
+    t = load_beir(f)
+    assert t.qrels == {"q1": {"d1": 1}, "q2": {"d2": 1}} and t.meta["qrels_header"] is False
+    assert any("no header line" in n for n in t.summary()["notes"])
+    with open(f / "corpus.jsonl", "a") as fh:
+        fh.write(json.dumps({"_id": "empty", "title": "", "text": ""}) + "\n")
+        fh.write(json.dumps({"_id": "blank", "title": "  ", "text": None}) + "\n")
+    (f / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\tempty\t1\nq2\td2\t1\n")
+    t = load_beir(f)
+    assert "empty" not in t.corpus and "blank" not in t.corpus and t.qrels == {"q1": {"d1": 1}, "q2": {"d2": 1}}
+    assert t.meta["n_empty_documents_skipped"] == 2 and t.meta["n_judgements_of_skipped_documents"] == 1
+    assert t.meta["qrels_header"] is True
+    assert any("2 document(s)" in n and "1 judgement(s)" in n for n in t.summary()["notes"])

@@ -88,3 +88,23 @@ def test_cosqa_dev_reference_number():
     m = json.loads(proc.stdout)["metrics"]
     assert abs(m["mrr"] - 54.12) <= 0.3, m
     assert abs(m["recall@1"] - 39.6) <= 0.6 and abs(m["recall@10"] - 82.2) <= 0.6, m
+
+
+def test_advtest_code_field_from_the_command_line(tmp_path):
+    """AdvTest's code field is chosen on the command line as the loader allows: the raw ``function``
+    text or the joined ``code_tokens`` (the default); the output says which was used."""
+    rows = [{"url": f"u{i}", "idx": i, "docstring_tokens": ["return", "the", "sum", str(i)],
+             "function_tokens": ["def", "func", "(", "arg_0", ")", ":", "return", str(i)],
+             "function": f"def func(arg_0):\n    return {i}"} for i in range(4)]
+    path = tmp_path / "test.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    outs = {}
+    for field in (None, "function"):
+        out = tmp_path / f"{field}.json"
+        args = ["eval", "--task", "advtest", "--data-dir", str(path), "--quiet", "--n-boot", "10", "--output", str(out)]
+        assert main(args + (["--code-field", field] if field else [])) == 0
+        outs[field] = json.loads(out.read_text())
+    assert outs[None]["settings"]["code_field"] == "code_tokens"
+    assert outs["function"]["settings"]["code_field"] == "function"
+    assert outs["function"]["task_summary"]["max_code_chars"] == len(rows[0]["function"])
+    assert outs[None]["task_summary"]["max_code_chars"] == len(" ".join(rows[0]["function_tokens"]))

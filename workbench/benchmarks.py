@@ -144,6 +144,7 @@ class RetrievalTask:
             "relevant_per_query": round(self.n_relevant / judged, 3) if judged else 0.0,
             "max_code_chars": max(map(len, self.corpus.values()), default=0),
             "n_code_over_100k_chars": sum(len(c) > LONG_CODE_CHARS for c in self.corpus.values()),
+            **({"notes": list(self.meta["notes"])} if self.meta.get("notes") else {}),
         }
 
     def __repr__(self) -> str:
@@ -635,20 +636,26 @@ def load_advtest(path: PathLike, code_field: str = "code_tokens") -> RetrievalTa
     return RetrievalTask("advtest", queries, corpus, qrels, meta).validate()
 
 
+_DEV_NAMES = ("valid", "val", "dev")
+
+
 def load_xlcost(
     data_dir: PathLike, language: str, split: str = "test", code_field: str = "code_tokens"
 ) -> RetrievalTask:
-    """XLCoST code search: ``{data_dir}/{language}/{split}.jsonl`` (or ``{data_dir}/{split}.jsonl``).
+    """XLCoST code search: ``{data_dir}/{language}/{split}.jsonl`` (or ``{data_dir}/{split}.jsonl``);
+    for the dev split (``valid``, ``val`` or ``dev``) any of those names, as the release calls it ``val.jsonl``.
 
     qid = ``url`` (e.g. ``9359-C++-3``); each line's query -> its own code. Identical code texts
     collapse into one corpus item (cid = the url of its first line) and every such query points to it.
     """
     data_dir = Path(data_dir)
-    candidates = [data_dir / language / f"{split}.jsonl", data_dir / f"{split}.jsonl"]
+    # the release names its snippet-level dev split val.jsonl: asked for valid, dev or val, take any of them
+    names = [split, *(n for n in _DEV_NAMES if n != split)] if split in _DEV_NAMES else [split]
+    candidates = [d / f"{n}.jsonl" for n in names for d in (data_dir / language, data_dir)]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
         raise MissingDataError(
-            f"XLCoST {language} {split} not found: tried {candidates[0]} and {candidates[1]}."
+            f"XLCoST {language} {split} not found: tried {', '.join(map(str, candidates))}."
         )
     queries: dict[str, str] = {}
     corpus: dict[str, str] = {}
@@ -674,23 +681,28 @@ def load_xlcost(
     return RetrievalTask(f"xlcost-{language}-{split}", queries, corpus, qrels, meta).validate()
 
 
-def _read_qrels_tsv(path: Path) -> list[tuple[int, str, str, int]]:
-    """BEIR qrels: a header ``query-id<TAB>corpus-id<TAB>score`` then one row per judgement."""
+def _read_qrels_tsv(path: Path) -> tuple[list[tuple[int, str, str, int]], bool]:
+    """BEIR qrels: a header ``query-id<TAB>corpus-id<TAB>score`` then one row per judgement; ``(rows,
+    has_header)``. A file without the header line whose first line is a judgement (three columns, an
+    integer score) is read as data from its first line, as BEIR's loader does."""
     text = _read_text(path, tsv_columns=("query-id", "corpus-id", "score"))
     rows: list[tuple[int, str, str, int]] = []
-    header_seen = False
+    header_seen = has_header = False
     for i, raw in enumerate(text.split("\n"), start=1):
         raw = raw.rstrip("\r")
         if not raw.strip():
             continue
         cols = raw.split("\t")
         if not header_seen:
-            if [c.strip().lower() for c in cols] != ["query-id", "corpus-id", "score"]:
-                raise InputFormatError(
-                    path, f"expected the header 'query-id<TAB>corpus-id<TAB>score', found {raw!r:.80}", line=i
-                )
             header_seen = True
-            continue
+            if [c.strip().lower() for c in cols] == ["query-id", "corpus-id", "score"]:
+                has_header = True
+                continue
+            if len(cols) != 3 or not re.fullmatch(r"[+-]?\d+", cols[2].strip()):
+                raise InputFormatError(
+                    path, f"expected the header 'query-id<TAB>corpus-id<TAB>score' (or a first judgement: "
+                          f"three tab-separated columns, an integer score), found {raw!r:.80}", line=i
+                )
         if len(cols) != 3:
             raise InputFormatError(
                 path,
@@ -708,7 +720,7 @@ def _read_qrels_tsv(path: Path) -> list[tuple[int, str, str, int]]:
         rows.append((i, qid, cid, grade))
     if not header_seen:
         raise InputFormatError(path, "empty qrels file", line=1)
-    return rows
+    return rows, has_header
 
 
 def load_beir(folder: PathLike, split: str = "test") -> RetrievalTask:
@@ -716,6 +728,10 @@ def load_beir(folder: PathLike, split: str = "test") -> RetrievalTask:
 
     Corpus text = ``title + "\\n" + text`` when a title exists. Qrels rows with score <= 0 are
     ignored (not relevant); only queries with at least one relevant row are kept, as BEIR evaluates.
+    Read as BEIR's own loader reads the published folders: a document with empty text and title is
+    skipped (BEIR keeps it as an empty string; there is nothing to embed) with the judgements naming
+    it, and a qrels file without its header line is read from its first line; both are counted in
+    ``meta`` and said in ``meta["notes"]`` (and :meth:`RetrievalTask.summary`).
     """
     folder = Path(folder)
     hint = f"Expected a BEIR folder: {folder}/corpus.jsonl, queries.jsonl, qrels/{split}.tsv."
@@ -724,6 +740,8 @@ def load_beir(folder: PathLike, split: str = "test") -> RetrievalTask:
     rfile = _require_file(folder / "qrels" / f"{split}.tsv", f"BEIR qrels ({split})", hint)
 
     corpus: dict[str, str] = {}
+    empty: list[str] = []  # documents with empty text and title: skipped and counted
+    empty_line = 0
     seen: dict[str, int] = {}
     for line, rec in _records(cfile, read_jsonl):
         cid = _get_id(cfile, line, rec, "_id")
@@ -741,9 +759,14 @@ def load_beir(folder: PathLike, split: str = "test") -> RetrievalTask:
                 cfile, f"expected a string, got {type(body).__name__}", line=line, field="text"
             )
         text = f"{title}\n{body}" if title.strip() else body
-        if not text.strip():
-            raise InputFormatError(cfile, "empty text and title", line=line, field="text")
+        if not text.strip():  # BEIR keeps it, but an empty document has nothing to embed or search
+            empty.append(cid)
+            empty_line = empty_line or line
+            continue
         corpus[cid] = text
+    if not corpus:
+        raise InputFormatError(cfile, "empty text and title in every document: nothing to search", line=empty_line,
+                               field="text")
     all_queries: dict[str, str] = {}
     seen = {}
     for line, rec in _records(qfile, read_jsonl):
@@ -752,9 +775,15 @@ def load_beir(folder: PathLike, split: str = "test") -> RetrievalTask:
         all_queries[qid] = _get_text(qfile, line, rec, "text")
     qrels: dict[str, dict[str, int]] = {}
     first: dict[tuple[str, str], int] = {}
-    for line, qid, cid, grade in _read_qrels_tsv(rfile):
+    skipped = set(empty)
+    dropped = 0  # judgements of a skipped (empty) document
+    rows, has_header = _read_qrels_tsv(rfile)
+    for line, qid, cid, grade in rows:
         if qid not in all_queries:
             raise InputFormatError(rfile, f"query id {qid!r} is not in {qfile}", line=line, field="query-id")
+        if cid in skipped:
+            dropped += 1
+            continue
         if cid not in corpus:
             raise InputFormatError(
                 rfile, f"corpus id {cid!r} is not in {cfile}", line=line, field="corpus-id"
@@ -769,11 +798,21 @@ def load_beir(folder: PathLike, split: str = "test") -> RetrievalTask:
     queries = {q: t for q, t in all_queries.items() if q in qrels}
     if not queries:
         raise InputFormatError(rfile, "no relevant judgement (score > 0): nothing to evaluate")
+    notes = []
+    if empty:
+        notes.append(f"{len(empty)} document(s) of {cfile.name} with empty text and title skipped (nothing to "
+                     f"embed; BEIR's loader keeps them as empty strings), with the {dropped} judgement(s) naming them")
+    if not has_header:
+        notes.append(f"{rfile.name} has no header line: its first line was read as a judgement")
     meta = {
         "source": "beir",
         "split": split,
         "path": str(folder),
         "n_queries_without_qrels": len(all_queries) - len(queries),
+        "n_empty_documents_skipped": len(empty),
+        "n_judgements_of_skipped_documents": dropped,
+        "qrels_header": has_header,
+        "notes": notes,
     }
     return RetrievalTask(f"beir-{folder.name}-{split}", queries, corpus, qrels, meta).validate()
 

@@ -33,6 +33,8 @@ def _eval(args: argparse.Namespace) -> int:
         kwargs["split"] = args.split
     if args.language:
         kwargs["language"] = args.language
+    if args.code_field:
+        kwargs["code_field"] = args.code_field
     task = load_task(args.task, **kwargs)
     if args.queries:
         task = task.subset(args.queries, seed=args.seed)
@@ -57,7 +59,9 @@ def _eval(args: argparse.Namespace) -> int:
         "max_code_len": encoder.max_code_len,
         "bf16": args.bf16,
         "threads": args.threads,
+        **({"code_field": task.meta["code_field"]} if task.meta.get("code_field") else {}),
     }
+    out["task_summary"] = task.summary()  # counts, and the loader's notes (what it skipped and why)
     text = json.dumps(out, indent=2, sort_keys=True)
     if args.output:
         from .store import atomic_write_text
@@ -149,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default=None, help="split of the task (cosqa: dev or test)")
     e.add_argument("--language", default=None, help="language (csn, xlcost)")
     e.add_argument("--data-dir", default=None, help="folder (or file for advtest) holding the task's files")
+    e.add_argument("--code-field", default=None,
+                   help="csn, advtest, xlcost: the code field (code_tokens, joined with spaces, the default; or the "
+                        "raw text: function for advtest, code for csn)")
     e.add_argument("--pooling", default=None, choices=["mean", "cls", "max", "last"])
     e.add_argument("--max-query-len", type=int, default=64)
     e.add_argument("--max-code-len", type=int, default=256)
