@@ -31,6 +31,7 @@ from chat_server import ChatServer, scripted_answer
 from faults import fault
 from test_llm import GREEDY, HELLO
 
+from workbench.faultpoints import PAUSE_AT, PAUSE_READY
 from workbench.llm import CachedLLM, LLMError, OpenAIBackend, Sampling, free_port
 
 TESTS = Path(__file__).resolve().parent
@@ -48,11 +49,24 @@ CHILD_ENV = {
 # --- helpers: children, polling ------------------------------------------------------------------------------
 
 
-def spawn(script: Path, *args: object, log: Path) -> subprocess.Popen:
-    """``python script args`` in its own process group, output to ``log``."""
+def spawn(script: Path, *args: object, log: Path, pause_at: str | None = None,
+          ready: Path | None = None) -> subprocess.Popen:
+    """``python script args`` in its own process group, output to ``log``; with ``pause_at`` the child
+    waits for good at that point (``workbench.faultpoints``) after writing its pid to ``ready``."""
+    env = CHILD_ENV if pause_at is None else {**CHILD_ENV, PAUSE_AT: pause_at, PAUSE_READY: str(ready)}
     with open(log, "wb") as out:
         return subprocess.Popen([sys.executable, str(script), *map(str, args)], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=CHILD_ENV, cwd=script.parent, start_new_session=True)
+                                stdin=subprocess.DEVNULL, env=env, cwd=script.parent, start_new_session=True)
+
+
+def kill_at(proc: subprocess.Popen, ready: Path, what: str, log: Path, timeout: float = 240) -> None:
+    """Wait until the child paused at its point (it wrote ``ready``), then SIGKILL it: the kill happens
+    at that point every time, however loaded the machine."""
+    try:
+        wait_until(ready.exists, what, timeout=timeout, proc=proc, log=log, pause=0.05)
+        assert int(ready.read_text()) == proc.pid
+    finally:
+        sigkill(proc)
 
 
 def run_child(script: Path, *args: object, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -197,15 +211,15 @@ def test_sigkill_during_training_then_resume_is_bit_identical(tmp_path):
     ref_dir, dir_ = tmp_path / "uninterrupted", tmp_path / "killed"
     with fault("kills", "SIGKILL during training, then resume in a new process") as f:
         ref = spawn(script, pairs_path, ref_dir, log=tmp_path / "ref.log")  # in parallel: 1 thread each
-        victim = spawn(script, pairs_path, dir_, log=tmp_path / "victim.log")
+        ready = tmp_path / "victim.paused"
+        victim = spawn(script, pairs_path, dir_, log=tmp_path / "victim.log", pause_at="train.checkpoint#1",
+                       ready=ready)
         resume = None
         try:
+            kill_at(victim, ready, "the first checkpoint", tmp_path / "victim.log")
             state_path = dir_ / "checkpoint" / "state.json"
-            wait_until(state_path.exists, "the first checkpoint", timeout=240, proc=victim,
-                       log=tmp_path / "victim.log")
-            sigkill(victim)
             state = json.loads(state_path.read_text())  # the commit marker is whole and names whole files
-            assert state["completed"] is False and 0 < state["step"] < 6, state
+            assert state["completed"] is False and state["step"] == 2, state  # killed right after it, always
             assert not (dir_ / "model").exists() and not (dir_ / "train_config.json").exists()
             for name in state["files"].values():
                 assert (dir_ / "checkpoint" / name).stat().st_size > 0
@@ -260,16 +274,12 @@ def test_sigkill_during_corpus_build_reuses_finished_sources(tmp_path):
     markers = [pieces[s][1] for s in spec.in_distribution[:2]]
     final = corpus_dir(spec, data) / "pairs.parquet"
     with fault("kills", "SIGKILL during corpus building, then rebuild") as f:
-        proc = spawn(script, json.dumps(CORPUS_SPEC), data, log=log)
-        try:
-            wait_until(lambda: all(m.exists() for m in markers), "two mined sources", proc=proc, log=log,
-                       pause=0.002)
-        finally:
-            sigkill(proc)
+        ready = tmp_path / "corpus.paused"
+        proc = spawn(script, json.dumps(CORPUS_SPEC), data, log=log, pause_at="corpus.source#2", ready=ready)
+        kill_at(proc, ready, "two mined sources", log)
         finished = {s: p for s, p in pieces.items() if p[0].exists() and p[1].exists()}
         unfinished = [s for s in pieces if s not in finished]
-        assert finished and unfinished and not final.exists(), (
-            f"the kill came too late to test a resume: {len(finished)} of {len(pieces)} sources finished")
+        assert all(m.exists() for m in markers) and len(finished) == 2 and not final.exists(), sorted(finished)
         stamps = {s: [(p.stat().st_ino, p.stat().st_mtime_ns) for p in paths] for s, paths in finished.items()}
         # a torn write of an unfinished source (what a non-atomic writer would leave): its marker is absent,
         # so it must be mined again, not read
@@ -323,13 +333,12 @@ def test_sigkill_during_chatdance_reuses_every_cached_response(tmp_path):
     cache, log = tmp_path / "cache", tmp_path / "chatdance.log"
     total = 12
     with ChatServer(delay=0.15) as srv, fault("kills", "SIGKILL during LLM augmentation (ChatDANCE), then rerun") as f:
-        proc = spawn(script, pairs_path, srv.base_url, cache, tmp_path / "c.parquet", tmp_path / "l.parquet", log=log)
-        try:
-            wait_until(lambda: len(list(cache.glob("??/*.json"))) >= 5, "5 cached responses", proc=proc, log=log)
-        finally:
-            sigkill(proc)
+        ready = tmp_path / "chatdance.paused"
+        proc = spawn(script, pairs_path, srv.base_url, cache, tmp_path / "c.parquet", tmp_path / "l.parquet", log=log,
+                     pause_at="llm.cached#5", ready=ready)
+        kill_at(proc, ready, "5 cached responses", log)
         entries = [json.loads(p.read_text()) for p in cache.glob("??/*.json")]
-        assert 5 <= len(entries) < total
+        assert len(entries) == 5 < total
         cached_ids = set(request_ids([{"messages": e["request"]["messages"], "seed": e["request"]["sampling"]["seed"]}
                                       for e in entries]))
         asked_before = len(srv.seen)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ParameterError, reject_unknown_fields
+from ..faultpoints import pause_point
 from ..paths import data_dir as default_data_dir
 from ..store import atomic_write_json, atomic_write_parquet, cache_key, read_json
 from .dedup import deduplicate
@@ -200,6 +201,7 @@ def mine_corpus_source(
     }
     atomic_write_parquet(pq, df)
     atomic_write_json(js, stats)  # written last: its presence marks a complete cache entry
+    pause_point("corpus.source")
     return pd.read_parquet(pq), stats
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ParameterError
+from ..faultpoints import pause_point
 from ..progress import tqdm
 from ..store import atomic_write_json
 from .backends import LLMBackend, Message, Sampling, check_messages
@@ -123,6 +124,7 @@ class CachedLLM:
                 self._requests += 1
                 self._misses += 1
                 self._seconds_generating += seconds
+            pause_point("llm.cached")
             return response
         finally:
             with self._lock:

@@ -84,6 +84,7 @@ import torch
 from safetensors.torch import load_model, save_model
 
 from workbench.errors import ParameterError, WorkbenchError, reject_unknown_fields
+from workbench.faultpoints import pause_point
 from workbench.progress import tqdm
 from workbench.runtime import autocast_context, seed_everything, tf32_context
 from workbench.store import atomic_path, atomic_write_json, atomic_write_parquet, cache_key, read_json
@@ -647,6 +648,7 @@ class _Checkpointer:
         for p in self.dir.iterdir():
             if p.name not in keep and p.is_file():
                 p.unlink(missing_ok=True)
+        pause_point("train.checkpoint")
 
 
 def _uses_order(config: TrainConfig) -> bool:
