@@ -18,6 +18,12 @@ Conventions (see ``shared/docs/methods.md``):
   ``min(n_relevant, k)`` so a query whose relevant set cannot fit in the top k can still reach 1.
   Equal to trec_eval's AP whenever n_relevant <= k (always, on the tasks here).
 
+Each definition is checked query by query against trec_eval (``pytrec_eval``: ``recip_rank``,
+``recall_k``, ``ndcg_cut_10``, ``map``) on CoSQA dev and on a graded BEIR-layout task with several
+relevant codes per query (``tests/test_metric_reference.py``). The one that differs: nDCG@10 with
+grades above 1, where trec_eval's gain is the grade and ours ``2**grade - 1`` (BEIR's definition goes
+through trec_eval, so BEIR and MTEB numbers on graded qrels are trec_eval's, not this one).
+
 Every metric in :func:`metrics_from_table`, :func:`bootstrap_ci` and the paired tests is in percent.
 The paired tests also give the **minimum detectable effect** (:func:`minimum_detectable_effect`):
 the smallest true difference the comparison would detect with 80% power at alpha 0.05.
