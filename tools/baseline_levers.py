@@ -95,7 +95,8 @@ def main() -> None:
     ap.add_argument("--out", default="papermill_runs/levers")
     ap.add_argument("--micro-batch", type=int, default=8, help="length-sorted forward passes (speed only)")
     ap.add_argument("--versus", default="base", help="the lever every other lever is compared with")
-    ap.add_argument("--web-queries", default=None, help="parquet of web-style query pairs (default: WEB_QUERIES)")
+    ap.add_argument("--web-queries", default=None, help="parquet of web-style query pairs; {seed} is replaced by each seed "
+                    "(e.g. data/web_queries/cpu-600-seed{seed}.parquet; default: WEB_QUERIES)")
     args = ap.parse_args()
 
     base_over = dict(parse_assignment(a) for a in args.set)
@@ -126,7 +127,8 @@ def main() -> None:
             p = resolve(args.preset, {**base_over, **p_over, "seed": seed, "eval_seed": params.test_seed})
             sample = train.reset_index(drop=True) if n_pairs == 0 else experiment.training_sample(pairs, p.train_pairs, seed)
             if "web" in name:
-                sample = web_pairs(sample, Path(args.web_queries or WEB_QUERIES.format(n=p.train_pairs, seed=seed)),
+                web_path = (args.web_queries or WEB_QUERIES).format(n=p.train_pairs, seed=seed)
+                sample = web_pairs(sample, Path(web_path),
                                    docstring_code=name.endswith("_doc"))
             folder = out / f"{name}-seed{seed}"
             t1 = time.time()
