@@ -4,7 +4,7 @@ A :class:`RetrievalTask` holds ``queries`` (qid -> text), ``corpus`` (cid -> cod
 (qid -> {cid: grade}, grade > 0 = relevant). Every loader returns a validated task; malformed input
 raises :class:`~workbench.errors.InputFormatError` naming the file, the 1-based line and the field.
 
-Formats (see ``shared/docs/methods.md``, "Task and evaluation conventions"):
+Formats (see ``docs/methods.md``, "The task and how we score it"):
 
 - CoSQA retrieval (CodeXGLUE): ``cosqa-retrieval-{split}-500.json`` (list of objects: ``idx`` ->
   qid, ``doc`` -> query, ``retrieval_idx`` -> gold) against the pool ``code_idx_map.txt``

@@ -108,7 +108,7 @@ class Params:
     aug_code_per_technique: int = 1  # rewrites per technique and code (the paper: 3)
     # keep an LLM query when the filter scores (q_aug, c) at least theta_q (the paper: 0.95; the
     # CPU-sized filter never scores that high: 0.8 is where its precision on held-out mined pairs
-    # against hard negatives passes 0.93, README "The filter of 02"; the gpu and paper presets use 0.95)
+    # against hard negatives passes 0.93, docs/results.md "The filter of 02"; the gpu and paper presets use 0.95)
     theta_q: float = 0.8
     theta_c: float = 0.75  # keep LLM code when the filter scores (q, c_aug) at least this (the paper's value)
     filter_pairs: int = 1000  # training pairs of the cross-encoder filter

@@ -1,6 +1,6 @@
 """Exact search, ranks, retrieval metrics, bootstrap intervals and paired tests.
 
-Conventions (see ``shared/docs/methods.md``):
+Conventions (see ``docs/methods.md``):
 
 - **Search** is exact maximum inner product (faiss ``IndexFlatIP``) over L2-normalised embeddings,
   i.e. cosine. Ties: faiss returns equal scores in an unspecified (heap) order, so :func:`search`

@@ -1,6 +1,6 @@
 """NatGen-style semantics-preserving code transforms (Chakraborty et al. 2022), the code baseline of
 ChatDANCE (papers/002, section IV-B: the first five of NatGen's six transforms, each used three times
-for 15 rewrites per code; ``shared/docs/methods.md`` section 2). Pure ``ast`` on Python source; the
+for 15 rewrites per code; ``docs/methods.md`` section 2). Pure ``ast`` on Python source; the
 transformed code is never executed here (``workbench.sandbox`` checks equivalence in a subprocess).
 
 Each transform is ``(source, rng) -> str | None``: the source (one function as the corpus stores it,

@@ -1,5 +1,5 @@
 """QRA, Query-Rewritten Augmentation (Huang et al. 2021), the query baseline of ChatDANCE (papers/002,
-section IV-B; ``shared/docs/methods.md`` section 2): a new query is the original with one word deleted,
+section IV-B; ``docs/methods.md`` section 2): a new query is the original with one word deleted,
 one word copied (duplicated in place) or two words swapped. Words are whitespace tokens; the output is
 joined with single spaces.
 
