@@ -20,7 +20,8 @@ its gold code. Per pair:
 The probabilities are recorded two ways in the *same* run: `in_batch` reads them off the InfoNCE
 logits of the training step (free, but the candidates are the batch's 31 other codes and dropout is
 on); `fixed_pool` scores every pair against one fixed pool of training codes in eval mode (costs an
-encoding pass per checkpoint). Section 4 says what the cheap mode costs in fidelity; section 6
+encoding pass per checkpoint; `datamap_pool="file_neighbours"` adds every other function of the pairs'
+files to that pool: hard negatives that flag mislabelled pairs better, docs/outcomes.md). Section 4 says what the cheap mode costs in fidelity; section 6
 checks the instrument itself: does low confidence find pairs we corrupted on purpose?
 """),
 ("params", """

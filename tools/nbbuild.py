@@ -1,8 +1,14 @@
-"""Tiny helper to write a notebook from (kind, source) cells: outputs empty, first code cell tagged."""
+"""Tiny helper to write a notebook from (kind, source) cells: outputs empty, first code cell tagged.
+
+With ``NOTEBOOK_OUT_DIR`` set, the notebook is written into that folder under its own name instead
+(how ``tests/test_notebooks_generated.py`` checks that the committed notebooks are what the
+scripts write)."""
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import nbformat
 
@@ -23,5 +29,7 @@ def build(path: str, cells: list[tuple[str, str]]) -> None:
     for i, c in enumerate(nb.cells):
         c["id"] = f"cell-{i:02d}"
     nbformat.validate(nb)
+    if os.environ.get("NOTEBOOK_OUT_DIR"):
+        path = str(Path(os.environ["NOTEBOOK_OUT_DIR"]) / Path(path).name)
     nbformat.write(nb, path)
     print(f"wrote {path}", file=sys.stderr)
