@@ -24,7 +24,7 @@ run_dir = None
 import pandas as pd
 from IPython.display import display
 
-from workbench import cards, curation, experiment, ood, runs, selection
+from workbench import cards, compare, curation, experiment, ood, runs
 from workbench.corpus import build_corpus, crosslang
 from workbench.models import BiEncoder
 from workbench.paths import data_dir
@@ -172,8 +172,8 @@ detectable effect "MDE (80%)": the smallest true difference this many queries de
 power at alpha 0.05.
 """),
 ("code", """
-arm_tests = selection.paired_vs_baseline(per_query, baseline="none", ood_tasks=ood_tasks, n_boot=P.n_boot, seed=P.seed)
-selection.format_paired(arm_tests, ["id_test", "cosqa_dev", "OOD avg"])
+arm_tests = compare.paired_vs_baseline(per_query, baseline="none", ood_tasks=ood_tasks, n_boot=P.n_boot, seed=P.seed)
+compare.format_paired(arm_tests, ["id_test", "cosqa_dev", "OOD avg"])
 """),
 ("code", """
 run.log_metrics({

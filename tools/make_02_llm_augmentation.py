@@ -43,7 +43,7 @@ import time
 import pandas as pd
 from IPython.display import display
 
-from workbench import embeddings, experiment, geometry, runs, selection
+from workbench import compare, embeddings, experiment, geometry, runs
 from workbench.augment import chatdance, comparison, cross_encoder, pipeline, stats
 from workbench.corpus import build_corpus
 from workbench.viz.datamap import export_for_paper
@@ -205,8 +205,8 @@ ood_tasks = [t for t in tasks if t != "id_test"]
 seeds = [P.seed + i for i in range(P.aug_seeds)]
 grid = comparison.grid(comparison.parse_variants(P.aug_variants), seeds)
 summaries, per_query = comparison.train_variants(sets, grid, tasks, PE, run.path("models", "augment"))
-mean, std = selection.seed_table(summaries, ood_tasks)
-display(selection.format_seed_table(mean, std))
+mean, std = compare.seed_table(summaries, ood_tasks)
+display(compare.format_seed_table(mean, std))
 """),
 ("md", """
 ### Query-level paired tests against the baseline
@@ -216,11 +216,11 @@ reciprocal rank averaged over seeds, and the minimum detectable effect "MDE (80%
 true difference these queries and seeds detect with 80% power at alpha 0.05.
 """),
 ("code", """
-tests = selection.paired_vs_baseline(per_query, baseline="baseline", ood_tasks=ood_tasks, n_boot=P.n_boot, seed=P.seed)
-fig = selection.delta_figure(tests, "OOD avg", title="Augmentation vs baseline: OOD-average MRR difference")
+tests = compare.paired_vs_baseline(per_query, baseline="baseline", ood_tasks=ood_tasks, n_boot=P.n_boot, seed=P.seed)
+fig = compare.delta_figure(tests, "OOD avg", title="Augmentation vs baseline: OOD-average MRR difference")
 export_for_paper(fig, run.path("figures", "chatdance_ood_delta"))
 fig.show()
-selection.format_paired(tests)
+compare.format_paired(tests)
 """),
 ("md", """
 ### Alignment and uniformity of each model (Wang & Isola; ChatDANCE section V)

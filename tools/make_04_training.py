@@ -40,7 +40,7 @@ import dataclasses
 import pandas as pd
 from IPython.display import display
 
-from workbench import cartography, experiment, runs, selection
+from workbench import cartography, compare, experiment, runs, selection
 from workbench.corpus import build_corpus
 from workbench.viz.datamap import export_for_paper
 from workbench.viz.explorer import load_subset
@@ -110,8 +110,8 @@ MRR (%) per test set and the average over the OOD sets; mean ± std over seeds.
 """),
 ("code", """
 if select_names:
-    mean, std = selection.seed_table(pd.concat([summaries, zero_shot.assign(seed=P.seed)]), ood_tasks)
-    display(selection.format_seed_table(mean, std))
+    mean, std = compare.seed_table(pd.concat([summaries, zero_shot.assign(seed=P.seed)]), ood_tasks)
+    display(compare.format_seed_table(mean, std))
     display(mean[["id_test", "OOD avg"]].sort_values("OOD avg", ascending=False).round(2))
 """),
 ("md", """
@@ -126,14 +126,14 @@ averaged); a difference smaller than it says little either way.
 """),
 ("code", """
 if select_names:
-    tests = selection.paired_vs_baseline(per_query, baseline="all", ood_tasks=ood_tasks, n_boot=P.n_boot, seed=P.seed)
+    tests = compare.paired_vs_baseline(per_query, baseline="all", ood_tasks=ood_tasks, n_boot=P.n_boot, seed=P.seed)
     ood_rows = tests[tests["task"] == "OOD avg"].set_index("variant")
     display(ood_rows)
-    display(selection.format_paired(tests))
+    display(compare.format_paired(tests))
 """),
 ("code", """
 if select_names:
-    fig = selection.delta_figure(tests, "OOD avg")
+    fig = compare.delta_figure(tests, "OOD avg")
     written = export_for_paper(fig, run.path("figures", "select_then_mixup_ood_delta"))
     print("written:", ", ".join(p.name for p in written))
     fig.show()
@@ -179,12 +179,12 @@ if oasis_names:
     oasis_seeds = [P.seed + i for i in range(P.oasis_seeds)]
     oasis_summaries, oasis_per_query = oasis_variants.train_variants(
         order, oasis_names, oasis_seeds, tasks, PE, run.path("models", "oasis"))
-    oasis_mean, oasis_std = selection.seed_table(oasis_summaries, ood_tasks)
-    display(selection.format_seed_table(oasis_mean, oasis_std))
+    oasis_mean, oasis_std = compare.seed_table(oasis_summaries, ood_tasks)
+    display(compare.format_seed_table(oasis_mean, oasis_std))
     oasis_base = oasis_variants.VARIANTS[oasis_names[0]].label
-    oasis_tests = selection.paired_vs_baseline(oasis_per_query, baseline=oasis_base, ood_tasks=ood_tasks,
+    oasis_tests = compare.paired_vs_baseline(oasis_per_query, baseline=oasis_base, ood_tasks=ood_tasks,
                                                n_boot=P.n_boot, seed=P.seed)
-    display(selection.format_paired(oasis_tests, ["id_test", "OOD avg"]))
+    display(compare.format_paired(oasis_tests, ["id_test", "OOD avg"]))
     print(f"training time {oasis_summaries.drop_duplicates(['model', 'seed'])['train_seconds'].sum() / 60:.1f} min")
 """),
 ("code", """

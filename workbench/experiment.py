@@ -320,8 +320,8 @@ def train_grid(jobs: Any, tasks: dict[str, RetrievalTask], params: Params,
     """:func:`train_and_evaluate` for each ``(label, seed, train_pairs, out_dir, train_kwargs, overrides)``.
 
     Returns the summaries (one row per model and task, with ``seed``) and the per-query tables as
-    ``per_query[label][task] = [one table per seed]``, the shapes ``selection.seed_table`` and
-    ``selection.paired_vs_baseline`` take.
+    ``per_query[label][task] = [one table per seed]``, the shapes ``compare.seed_table`` and
+    ``compare.paired_vs_baseline`` take.
     """
     rows, per_query = [], {}
     for label, seed, train_pairs, out_dir, train_kwargs, overrides in jobs:
