@@ -2,21 +2,21 @@
 chat model (in-process llama.cpp, an embedded llama_cpp.server, any OpenAI-compatible server), offline
 GGUF models from pip wheels with pinned sha256, and an on-disk cache of every request."""
 
+from ..errors import LLMError
 from .backends import (
     BACKEND_KINDS,
     LlamaCppBackend,
     LLMBackend,
-    LLMError,
     Message,
     OpenAIBackend,
     Sampling,
     check_messages,
     make_backend,
-    openmp_environment,
     stop_servers,
 )
 from .cache import CachedLLM, request_key, request_record
 from .embedder import LLMEmbedder
+from .llamacpp import openmp_environment
 from .local_models import (
     DEFAULT_MODEL,
     LOCAL_MODELS,
