@@ -46,6 +46,7 @@ from IPython.display import display
 from workbench import compare, embeddings, experiment, geometry, runs
 from workbench.augment import chatdance, comparison, cross_encoder, pipeline, stats
 from workbench.corpus import build_corpus
+from workbench.llm import llm_from_params
 from workbench.viz.datamap import export_for_paper
 
 run = runs.open_run("02_llm_augmentation", preset, overrides, run_dir)
@@ -75,7 +76,7 @@ OpenAI-compatible server on 127.0.0.1; `"openai"` talks to any such server (`llm
 their pinned sha256 before use.
 """),
 ("code", """
-llm = pipeline.llm_from_params(P)
+llm = llm_from_params(P)
 print(llm)
 chatdance.QUERY_PROMPT
 """),

@@ -168,13 +168,13 @@ contrastive one, AST candidates only, threshold candidates only; next to plain i
 on the same pairs. `oasis_variants=""` skips this section.
 """),
 ("code", """
-from workbench.augment import pipeline as aug_pipeline
+from workbench.llm import llm_from_params
 from workbench.oasis import pipeline as oasis_pipeline
 from workbench.oasis import variants as oasis_variants
 
 oasis_names = oasis_variants.parse_variants(P.oasis_variants) if P.oasis_variants.strip() else []
 if oasis_names:
-    order = oasis_pipeline.order_labels(pairs, P, aug_pipeline.llm_from_params(P))
+    order = oasis_pipeline.order_labels(pairs, P, llm_from_params(P))
     display(order.refined_fractions())
     oasis_seeds = [P.seed + i for i in range(P.oasis_seeds)]
     oasis_summaries, oasis_per_query = oasis_variants.train_variants(

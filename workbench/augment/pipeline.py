@@ -1,13 +1,12 @@
 """The augmentation chapter's steps driven by run parameters (``workbench.config.Params``), so that
-notebook 02 calls one function per step: the LLM, the data to augment, the cross-encoder filter, the
-candidates of every augmenter and the training sets of the comparison (ChatDANCE, papers/002)."""
+notebook 02 calls one function per step: the data to augment, the cross-encoder filter, the
+candidates of every augmenter and the training sets of the comparison (ChatDANCE, papers/002). The
+LLM itself comes from ``workbench.llm.llm_from_params``."""
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -15,25 +14,6 @@ import pandas as pd
 from ..config import Params
 from ..paths import data_dir
 from ..store import cache_key
-
-
-def llm_cache_dir() -> Path:
-    """Where every LLM request and response is kept (shared by all runs: a re-run costs nothing);
-    ``WORKBENCH_LLM_CACHE`` overrides ``data/llm-cache``."""
-    return Path(os.environ.get("WORKBENCH_LLM_CACHE") or data_dir() / "llm-cache")
-
-
-def llm_from_params(params: Params, cache_dir: str | Path | None = None):
-    """The chat model the parameters name (``llm_backend``, ``llm_model``, ``llm_base_url``), wrapped
-    in the on-disk cache. The API key of an ``openai`` backend is read from ``OPENAI_API_KEY`` only."""
-    from ..llm import LOCAL_MODELS, CachedLLM, make_backend
-
-    if params.llm_backend == "openai":  # a local model name means "not chosen": OPENAI_MODEL then
-        model = None if params.llm_model in LOCAL_MODELS else params.llm_model
-        backend = make_backend("openai", model, base_url=params.llm_base_url)
-    else:
-        backend = make_backend(params.llm_backend, params.llm_model, n_ctx=4096, n_threads=params.threads)
-    return CachedLLM(backend, cache_dir or llm_cache_dir())
 
 
 @dataclass(frozen=True)

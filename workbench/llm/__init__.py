@@ -15,6 +15,7 @@ from .backends import (
     stop_servers,
 )
 from .cache import CachedLLM, request_key, request_record
+from .configured import llm_cache_dir, llm_from_params
 from .embedder import LLMEmbedder
 from .llamacpp import openmp_environment
 from .local_models import (
@@ -53,6 +54,8 @@ __all__ = [
     "check_messages",
     "file_sha256",
     "free_port",
+    "llm_cache_dir",
+    "llm_from_params",
     "local_model_path",
     "make_backend",
     "model_file",
