@@ -29,7 +29,6 @@ from workbench.augment.chatdance import (
     example_function_names,
     extract_code_blocks,
     extract_queries,
-    looks_like_code,
     memoize_scorer,
     normalized_dump,
     query_length_bounds,
@@ -38,6 +37,7 @@ from workbench.augment.chatdance import (
     rewrite_queries,
 )
 from workbench.errors import ParameterError
+from workbench.llm.replies import looks_like_code
 
 # ----------------------------------------------------------------------------- prompts and requests
 

@@ -38,6 +38,7 @@ from ..corpus.dedup import code_tokens
 from ..corpus.mining import function_code
 from ..errors import ParameterError
 from ..llm import Message, Sampling
+from ..llm.replies import looks_like_code, norm_words, strip_quotes
 from .qra import augmented_id
 
 Mode = Literal["single", "batched"]
@@ -487,20 +488,6 @@ _HEADER_WORDS = re.compile(
 _CHATTER = re.compile(r"^\s*(note\b|i hope\b|hope this\b|let me know\b|feel free\b|these (queries|rewrites)\b|"
                       r"i have\b|i've\b|explanation\b)", re.I)
 _ECHO = re.compile(r"^[\s*#>\d.():-]*original\s+(query|queries|code)\b", re.I)
-_QUOTES = (('"', '"'), ("'", "'"), ("\u201c", "\u201d"), ("\u2018", "\u2019"), ("`", "`"), ("**", "**"), ("*", "*"))
-
-
-def strip_quotes(s: str, quotes: tuple[tuple[str, str], ...] = _QUOTES) -> str:
-    """``s`` without surrounding quote pairs (any of ``quotes``, repeatedly, the first that fits)."""
-    s = s.strip()
-    changed = True
-    while changed and len(s) >= 2:
-        changed = False
-        for a, b in quotes:
-            if len(s) > len(a) + len(b) and s.startswith(a) and s.endswith(b):
-                s, changed = s[len(a):-len(b)].strip(), True
-                break
-    return s
 
 
 def clean_query_line(line: str) -> str:
@@ -539,28 +526,6 @@ def extract_queries(text: str, single: bool = False) -> list[str]:
     return out
 
 
-def _norm_text(s: str) -> str:
-    return " ".join(re.findall(r"\w+", str(s).lower()))
-
-
-_CODE_START = re.compile(r"^\s*(?:def|class|import|return|lambda|async\s+def|from\s+[\w.]+\s+import|>>>|@\w+)\b")
-_CODE_NODES = (ast.Call, ast.Attribute, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Subscript, ast.Lambda,
-               ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom, ast.Return)
-
-
-def looks_like_code(text: str) -> bool:
-    """A fenced block, a line starting like a statement (``def``, ``import``, ``return`` ...), or
-    text that parses as Python containing a call, attribute, assignment or subscript."""
-    s = str(text).strip()
-    if "```" in s or _CODE_START.match(s):
-        return True
-    try:
-        tree = ast.parse(s)
-    except (SyntaxError, ValueError):
-        return False
-    return any(isinstance(node, _CODE_NODES) for node in ast.walk(tree))
-
-
 def query_reject_reason(
     candidate: str,
     original: str,
@@ -578,12 +543,12 @@ def query_reject_reason(
     itself look like code. Length bounds: :func:`query_length_bounds`, or ``bounds`` = (fewest,
     most) words whatever the original's length (web-style queries are shorter than docstrings).
     """
-    norm = _norm_text(candidate)
+    norm = norm_words(candidate)
     if not norm:
         return "empty"
     if looks_like_code(candidate) and not looks_like_code(original):
         return "not_a_query"
-    if norm == _norm_text(original):
+    if norm == norm_words(original):
         return "same_as_original"
     low, high = bounds if bounds is not None else query_length_bounds(original, alpha, min_ratio, min_words, slack)
     n = word_count(candidate)
@@ -591,7 +556,7 @@ def query_reject_reason(
         return "too_short"
     if n > high:
         return "too_long"
-    if norm in {_norm_text(a) for a in accepted}:
+    if norm in {norm_words(a) for a in accepted}:
         return "duplicate"
     return None
 

@@ -58,10 +58,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..augment.chatdance import strip_quotes
 from ..corpus.mining import decode_source, parse_source
 from ..errors import ParameterError, WorkbenchError
 from ..llm.backends import Message, Sampling
+from ..llm.replies import CODE_START, TRIPLE_QUOTES, looks_like_code, norm_words, strip_quotes
 
 __all__ = [
     "DOCSTRING_REASONS",
@@ -663,24 +663,6 @@ _LABEL = re.compile(
 )
 _REFUSAL = re.compile(r"^(?:i\s*(?:'m|am|cannot|can't|can not|do not|don't)\b|sorry\b|as an ai\b|unfortunately\b)", re.I)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`\"'(\[*])")
-_QUOTES = (('"""', '"""'), ("'''", "'''"), ('"', '"'), ("'", "'"), ("\u201c", "\u201d"), ("`", "`"),
-           ("**", "**"), ("*", "*"))
-_CODE_START = re.compile(r"^\s*(?:def|class|import|return|lambda|async\s+def|from\s+[\w.]+\s+import|>>>|@\w+)\b")
-_CODE_NODES = (ast.Call, ast.Attribute, ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Subscript, ast.Lambda,
-               ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom, ast.Return)
-
-
-def _looks_like_code(text: str) -> bool:
-    s = text.strip()
-    if "```" in s or _CODE_START.match(s):
-        return True
-    try:
-        tree = ast.parse(s)
-    except (SyntaxError, ValueError, RecursionError):
-        return False
-    return any(isinstance(n, _CODE_NODES) for n in ast.walk(tree))
-
-
 _TRIPLE = re.compile(r"(?:\"\"\"|''')(.*?)(?:\"\"\"|'''|\Z)", re.S)
 
 
@@ -700,17 +682,9 @@ def _docstring_in_code(code: str) -> str | None:
     return None
 
 
-def _strip_quotes(s: str) -> str:
-    return strip_quotes(s, _QUOTES)  # with triple quotes, which ChatDANCE's answers do not use
-
-
 def _is_header(line: str) -> bool:
     line = line.strip()
     return line.endswith(":") and len(line.split()) <= 12
-
-
-def _norm_words(text: str) -> str:
-    return " ".join(re.findall(r"\w+", str(text).lower()))
 
 
 def docstring_reject_reason(reply: str, func_name: str = "", context: Sequence[str] = ()) -> tuple[str, str | None]:
@@ -734,7 +708,7 @@ def docstring_reject_reason(reply: str, func_name: str = "", context: Sequence[s
         text = inner if inner else "\n".join(prose).strip()
         if not text:
             return "", "code"
-    elif _CODE_START.match(text):
+    elif CODE_START.match(text):
         inner = _docstring_in_code(text)
         if inner:
             text = inner
@@ -753,7 +727,7 @@ def docstring_reject_reason(reply: str, func_name: str = "", context: Sequence[s
         before = s
         s = _LABEL.sub("", s, count=1)
         s = re.sub(rf"^[`*]*{name}(?:\(\))?[`*]*\s*[:\-\u2013\u2014]\s+", "", s, count=1)
-        s = _strip_quotes(s)
+        s = strip_quotes(s, TRIPLE_QUOTES)
         if s == before:
             break
     subject = rf"^(?:the|this)\s+(?:function|method)(?:\s+[`*]*{name}(?:\(\))?[`*]*)?\s+"
@@ -762,10 +736,10 @@ def docstring_reject_reason(reply: str, func_name: str = "", context: Sequence[s
     if lead and lead.group(1).lower() not in _NOT_VERBS:  # "This function returns x" -> "Returns x"
         s = lead.group(1).capitalize() + s[lead.end():]
     s = _SENTENCE_END.split(s, maxsplit=1)[0].strip() if s else s
-    s = _strip_quotes(s)
+    s = strip_quotes(s, TRIPLE_QUOTES)
     if not re.search(r"\w", s):
         return s, "empty"
-    if _looks_like_code(s) or re.search(r"\bdef\s+\w+\s*\(", s):
+    if looks_like_code(s) or re.search(r"\bdef\s+\w+\s*\(", s):
         return s, "code"
     if _REFUSAL.match(s):
         return s, "refusal"
@@ -774,10 +748,10 @@ def docstring_reject_reason(reply: str, func_name: str = "", context: Sequence[s
         return s, "too_short"
     if n > MAX_WORDS:
         return s, "too_long"
-    norm = _norm_words(s)
-    if norm == _norm_words(_EXAMPLE_ANSWER):  # the worked example's answer, parroted
+    norm = norm_words(s)
+    if norm == norm_words(_EXAMPLE_ANSWER):  # the worked example's answer, parroted
         return s, "copied_example"
-    if any(norm in _norm_words(c) for c in context):
+    if any(norm in norm_words(c) for c in context):
         return s, "copied_context"
     return s, None
 
