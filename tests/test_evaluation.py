@@ -26,8 +26,8 @@ from workbench.evaluation import (
     paired_randomization_test,
     rank_of_first_relevant,
     ranking_table,
-    search,
 )
+from workbench.retrieval import search
 
 
 def score_task(scores: np.ndarray, qrels: dict[str, dict[str, int]], k: int = 1000) -> pd.DataFrame:

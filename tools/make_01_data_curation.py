@@ -24,7 +24,7 @@ run_dir = None
 import pandas as pd
 from IPython.display import display
 
-from workbench import cards, compare, curation, experiment, ood, runs
+from workbench import cards, compare, curation, experiment, ood, retrieval, runs
 from workbench.corpus import build_corpus, crosslang
 from workbench.models import BiEncoder
 from workbench.paths import data_dir
@@ -118,7 +118,7 @@ look at the score distribution and the kept fraction per delta before choosing.
 ("code", """
 pool = experiment.training_sample(pairs, P.curation_pairs or len(in_dist["train"]), P.seed)
 proxy = BiEncoder.load(P.proxy_model, max_query_len=P.max_query_len, max_code_len=P.max_code_len)
-Q, C = curation.embed_pairs(proxy, pool, bf16=P.proxy_bf16, cache_dir=data_dir() / "curation" / "embeddings")
+Q, C = retrieval.embed_pairs(proxy, pool, bf16=P.proxy_bf16, cache_dir=data_dir() / "curation" / "embeddings")
 filt = curation.consistency_filter(Q, C, k=P.consistency_k, delta=P.consistency_delta, ids=pool["id"].tolist())
 print(f"{len(pool)} pairs; own code in the top {P.consistency_k}: {filt['in_top_k'].mean():.1%}; "
       f"kept at delta={P.consistency_delta}: {filt['kept'].mean():.1%}")

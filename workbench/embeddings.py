@@ -19,7 +19,7 @@ import numpy as np
 
 from .benchmarks import RetrievalTask
 from .errors import WorkbenchError
-from .evaluation import search
+from .retrieval import search
 from .store import atomic_path, cache_key
 
 __all__ = [

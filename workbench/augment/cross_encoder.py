@@ -152,7 +152,7 @@ def mine_negatives(
 ) -> pd.DataFrame:
     """Negatives per pair: ``hard`` top-ranked non-gold codes under ``encoder`` plus ``random`` random codes.
 
-    Hard negatives come from :func:`workbench.curation.mine_hard_negatives` on the bi-encoder's
+    Hard negatives come from :func:`workbench.retrieval.mine_hard_negatives` on the bi-encoder's
     embeddings of ``pairs`` (exact search, the own code, codes with the gold's text and likely false
     negatives with ``S_ij > 0.95 S_ii`` left out), then codes whose pair has the same query text are
     dropped too. Random negatives are drawn (seeded) from the other pairs' codes, never a code equal
@@ -161,7 +161,7 @@ def mine_negatives(
     ``kind`` ("hard" | "random"), ``rank`` (0-based among its kind), ``bi_score`` (S_ij; NaN for random).
     A row can get fewer than asked when the pool is small.
     """
-    from workbench.curation import embed_pairs, mine_hard_negatives
+    from workbench.retrieval import embed_pairs, mine_hard_negatives
 
     pairs = _check_pairs(pairs, "pairs", ("query", "code"))
     hard = _check_positive_int("hard", hard, 0)
@@ -439,7 +439,7 @@ def _cache_params(
     pairs: pd.DataFrame, base: str, miner: str, negatives: int, epochs: int, lr: float, weight_decay: float,
     batch_size: int, max_length: int, seed: int, head: str, balanced: bool,
 ) -> dict[str, Any]:
-    from workbench.curation import texts_fingerprint
+    from workbench.retrieval import texts_fingerprint
 
     return {
         "format_version": FORMAT_VERSION,

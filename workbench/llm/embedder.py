@@ -12,7 +12,7 @@ preceded by a prompt prefix for its kind (none by default), and run once through
 llama.cpp (``llama_cpp.Llama(embedding=True, pooling_type=LLAMA_POOLING_TYPE_MEAN)``). The vector is the
 mean over the text's tokens (the BOS token included where the model adds one) of the last hidden
 state (the output of the final norm, before the language-model head), L2-normalised. Retrieval is
-then the workbench's exact cosine search (:func:`workbench.evaluation.search`): a query's score for a
+then the workbench's exact cosine search (:func:`workbench.retrieval.search`): a query's score for a
 function is the cosine of their two mean-pooled vectors. No weights change and no prompt asks the
 model anything; this is the plainest zero-shot use of a decoder's representations as embeddings.
 
