@@ -230,9 +230,9 @@ Lower is better for both: l_align is the mean squared distance of a query to its
 the log mean Gaussian potential of all embeddings.
 """),
 ("code", """
-from workbench import model_registry
+from workbench import run_models
 
-models = model_registry.trained_models(run.dir, base_model=P.model)
+models = run_models.trained_models(run.dir, base_model=P.model)
 models = models[models["chapter"].isin(["pre-trained", "02_llm_augmentation"])]
 analysis_tasks = {t: tasks[t] for t in P.analysis_sets.split(",") if t in tasks}
 pair_emb = embeddings.pair_embeddings(dict(zip(models["label"], models["path"])), analysis_tasks, PE,

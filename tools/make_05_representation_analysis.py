@@ -41,8 +41,8 @@ from workbench import (
     experiment,
     geometry,
     layerwise,
-    model_registry,
     projection,
+    run_models,
     runs,
 )
 from workbench.evaluation import ranking_table
@@ -52,7 +52,7 @@ run = runs.open_run("05_representation_analysis", preset, overrides, run_dir)
 P = run.params
 PE = dataclasses.replace(P, bf16_eval=P.select_bf16_eval)  # the precision 04 scored its models in
 cache = run.path("analysis", "embeddings")
-models = model_registry.require_trained(model_registry.trained_models(run.dir, P.model), run.dir, "05_representation_analysis")
+models = run_models.require_trained(run_models.trained_models(run.dir, P.model), run.dir, "05_representation_analysis")
 print("run folder:", run.dir)
 models[["name", "label", "chapter", "train_pairs", "OOD avg", "id_test"]]
 """),
@@ -85,8 +85,8 @@ au = geometry.au_table(pair_emb, seed=P.seed)
 au.pivot_table(index="model", columns="task", values=["align", "uniform"], sort=False).round(3)
 """),
 ("code", """
-A, B = P.compare_models.split(",") if P.compare_models else model_registry.default_pair(models, P.seed)
-row_a, row_b = model_registry.pick(models, A), model_registry.pick(models, B)
+A, B = P.compare_models.split(",") if P.compare_models else run_models.default_pair(models, P.seed)
+row_a, row_b = run_models.pick(models, A), run_models.pick(models, B)
 label_a, label_b = row_a["label"], row_b["label"]
 fig = geometry.au_figure(au, "mean", highlight=(label_a, label_b),
                          title=f"Alignment vs uniformity, mean over {len(analysis_tasks)} test sets (lower is better)")

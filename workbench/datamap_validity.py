@@ -354,8 +354,8 @@ def gold_ranks(encoder: Any, pairs: pd.DataFrame, params: Params, show_progress:
     """The rank of each pair's own code when its query searches all the pairs' code (1-based;
     beyond ``params.k`` counts as ``params.k + 1``), indexed by pair id: e.g. the zero-shot
     difficulty of the pairs of a data map, for :func:`region_profile`."""
-    from .benchmarks import task_from_pairs
     from .evaluation import evaluate
+    from .tasks import task_from_pairs
 
     res = evaluate(encoder, task_from_pairs(pairs, "datamap_pairs"), k=params.k, batch_size=params.eval_batch_size,
                    bf16=params.bf16_eval, n_boot=0, seed=params.test_seed, show_progress=show_progress)

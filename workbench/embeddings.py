@@ -1,7 +1,7 @@
 """Embeddings of a model on a test set, cached on disk so the analysis chapters encode each text once.
 
 :func:`embed_texts` stores one ``.npy`` per (model, texts, kind, precision, max length) under a
-cache folder; :func:`embed_task` embeds a whole :class:`~workbench.benchmarks.RetrievalTask` (the
+cache folder; :func:`embed_task` embeds a whole :class:`~workbench.tasks.RetrievalTask` (the
 queries that have a relevant code, and the pool) into a :class:`TaskEmbeddings` that can search
 itself and name each query's gold row. The same rows :func:`workbench.evaluation.evaluate` scores.
 """
@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from .benchmarks import RetrievalTask
 from .errors import WorkbenchError
 from .retrieval import search
 from .store import atomic_path, cache_key
+from .tasks import RetrievalTask
 
 __all__ = [
     "TaskEmbeddings", "by_model", "embed_task", "embed_texts", "gold_cid", "model_key", "pair_embeddings", "task_pairs",

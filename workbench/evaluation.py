@@ -42,9 +42,9 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from workbench.benchmarks import RetrievalTask
 from workbench.errors import WorkbenchError
 from workbench.retrieval import as_matrix, search
+from workbench.tasks import RetrievalTask
 
 __all__ = [
     "METRIC_COLUMNS",

@@ -1,7 +1,7 @@
 """The standard protocol every chapter shares: which test sets, how a model is scored on them,
 and how run parameters become a training configuration.
 
-Test sets (all :class:`~workbench.benchmarks.RetrievalTask`):
+Test sets (all :class:`~workbench.tasks.RetrievalTask`):
 - ``id_test``: the in-distribution test split of the mined corpus (scientific packages),
 - ``stdlib``: the out-of-distribution standard-library set (domain shift),
 - ``cosqa``: CoSQA dev web queries against its 6,267-function pool (the shared benchmark files).
@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .benchmarks import RetrievalTask, load_cosqa, task_from_pairs
 from .config import Params
 from .errors import ParameterError
 from .evaluation import EvalResult, evaluate
+from .tasks import RetrievalTask, load_cosqa, task_from_pairs
 
 
 def shrink_pool(task: RetrievalTask, pool_size: int | None, seed: int = 0) -> RetrievalTask:

@@ -18,13 +18,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import torch
 
-from .benchmarks import RetrievalTask
 from .embeddings import model_key
 from .errors import ParameterError
 from .evaluation import metrics_from_table, ranking_table
 from .models.encoder import autocast, pool
 from .progress import tqdm
 from .store import atomic_write_parquet, cache_key
+from .tasks import RetrievalTask
 
 __all__ = ["layer_embeddings", "layerwise_retrieval", "layerwise_figure", "first_layer_reaching"]
 

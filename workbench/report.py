@@ -129,7 +129,7 @@ def seed_summary(long: pd.DataFrame, table: TableSpec) -> tuple[pd.DataFrame, pd
 def per_query_tables(runs: list[RunInfo], table: TableSpec, names: list[str]) -> dict[str, dict[str, dict[str, list[pd.DataFrame]]]]:
     """Per grid point, per model row, per test set: the per-query tables of every seed, read from the
     evaluations each run cached beside its models (``models/<table.models>/...``)."""
-    from .model_registry import trained_models
+    from .run_models import trained_models
 
     out: dict[str, dict[str, dict[str, list[pd.DataFrame]]]] = {}
     if not table.models:

@@ -747,7 +747,7 @@ def load_cosqa_labelled(path: str | os.PathLike | None = None) -> pd.DataFrame:
     list (and its line) and the field.
     """
     from workbench import paths
-    from workbench.benchmarks import read_json_records
+    from workbench.tasks import read_json_records
 
     path = Path(path) if path is not None else paths.cosqa_dir() / "cosqa-dev.json"
     if not path.is_file():

@@ -1106,8 +1106,8 @@ def load_crosslang_stats(
 
 
 def crosslang_tasks(df: pd.DataFrame, prefix: str = "crosslang") -> dict[str, Any]:
-    """One :class:`~workbench.benchmarks.RetrievalTask` per language (``{prefix}-{language}``)."""
-    from ..benchmarks import task_from_pairs
+    """One :class:`~workbench.tasks.RetrievalTask` per language (``{prefix}-{language}``)."""
+    from ..tasks import task_from_pairs
 
     if "language" not in df.columns:
         raise ParameterError(f"crosslang_tasks: no 'language' column (present: {list(df.columns)})")

@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 from stdlib_pairs import mine_stdlib_pairs
 
-from workbench.benchmarks import task_from_pairs
 from workbench.embeddings import embed_task, embed_texts, task_pairs
 from workbench.errors import WorkbenchError
 from workbench.evaluation import evaluate
 from workbench.layerwise import first_layer_reaching, layerwise_retrieval
-from workbench.model_registry import NoTrainedModelsError, default_pair, pick, require_trained, trained_models
+from workbench.run_models import NoTrainedModelsError, default_pair, pick, require_trained, trained_models
+from workbench.tasks import task_from_pairs
 
 
 def _model(run, rel: str, n_pairs: int = 100, summary: dict | None = None, finished: bool = True) -> None:
