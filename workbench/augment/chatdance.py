@@ -39,6 +39,7 @@ from ..corpus.mining import function_code
 from ..errors import ParameterError
 from ..llm import Message, Sampling
 from ..llm.replies import looks_like_code, norm_words, strip_quotes
+from ..pairs import check_pairs
 from .qra import augmented_id
 
 Mode = Literal["single", "batched"]
@@ -62,7 +63,6 @@ QUERY_REASONS = ("empty", "not_a_query", "same_as_original", "too_short", "too_l
 CODE_REASONS = ("no_code_block", "syntax_error", "not_a_function", "copied_example", "same_as_original", "too_long",
                 "duplicate")
 
-PAIR_REQUIRED = ("id", "query", "code")
 CONTRACT_COLUMNS = ("id", "aug_of", "query", "code", "aug_kind", "aug_op", "raw")
 
 
@@ -285,17 +285,6 @@ def request_seed(seed: int, pair_id: str, technique: str, index: int) -> int:
     return int(digest[:8], 16) & 0x7FFFFFFF
 
 
-def _check_pairs(pairs: pd.DataFrame, what: str = "pairs") -> None:
-    if not isinstance(pairs, pd.DataFrame):
-        raise ParameterError(f"{what}: expected a pandas DataFrame of pairs, got {type(pairs).__name__}")
-    missing = [c for c in PAIR_REQUIRED if c not in pairs.columns]
-    if missing:
-        raise ParameterError(f"{what}: missing column(s) {missing}; have {list(pairs.columns)}")
-    dup = pairs["id"][pairs["id"].duplicated()]
-    if len(dup):
-        raise ParameterError(f"{what}: id {dup.iloc[0]!r} appears more than once")
-
-
 def _check_mode(mode: str) -> None:
     if mode not in MODES:
         raise ParameterError(f"mode={mode!r}: choose one of {list(MODES)}")
@@ -383,7 +372,7 @@ def build_query_requests(
     ``technique`` names the rewrite (``aug_op`` of the candidates, and part of each request's seed);
     a schema may show the pair's code as ``{code}`` (at most ``code_chars`` characters: :func:`prompt_code`).
     """
-    _check_pairs(pairs)
+    check_pairs(pairs, min_rows=0, text=())
     _check_mode(mode)
     if int(n) < 1:
         raise ParameterError(f"n={n!r}: the number of rewrites per query must be >= 1")
@@ -443,7 +432,7 @@ def build_code_requests(
     per pair and technique asking for ``per_technique`` numbered fenced blocks (the paper: 5 x 3);
     ``"single"``: ``per_technique`` requests, each with the technique's example rewrites as turns.
     """
-    _check_pairs(pairs)
+    check_pairs(pairs, min_rows=0, text=())
     _check_mode(mode)
     techniques = _check_techniques(techniques)
     k = int(per_technique)
@@ -961,7 +950,7 @@ def build_augmented(
     the row whose code a kept query was paired with) and ``decisions`` (one row per candidate:
     ``id, aug_of, aug_kind, aug_op, score, threshold, kept, code_from``).
     """
-    _check_pairs(original, "original")
+    check_pairs(original, "original", min_rows=0, text=())
     if filter and scorer is None:
         raise ParameterError("build_augmented: a scorer is needed when filter=True")
     ids = original["id"].astype(str).tolist()

@@ -47,6 +47,7 @@ import pandas as pd
 import torch
 
 from workbench.errors import InputFormatError, ParameterError, WorkbenchError
+from workbench.pairs import check_pairs
 from workbench.progress import tqdm
 from workbench.store import atomic_write_json, cache_key
 
@@ -98,22 +99,6 @@ def _check_head(head: Any) -> str:
 
 
 # ------------------------------------------------------------------------------ input checks
-def _check_pairs(pairs: Any, what: str, columns: Sequence[str] = REQUIRED_COLUMNS) -> pd.DataFrame:
-    if not isinstance(pairs, pd.DataFrame):
-        raise ParameterError(f"{what}: expected a pandas DataFrame with columns {list(columns)}, got {type(pairs).__name__}")
-    missing = [c for c in columns if c not in pairs.columns]
-    if missing:
-        raise ParameterError(f"{what}: missing column(s) {missing}; present: {list(pairs.columns)}")
-    if len(pairs) == 0:
-        raise ParameterError(f"{what}: no pairs (empty DataFrame)")
-    for c in ("query", "code"):
-        if c in columns:
-            bad = [i for i, t in enumerate(pairs[c].tolist()) if not isinstance(t, str) or not t.strip()]
-            if bad:
-                raise ParameterError(f"{what}: column '{c}' has empty or non-text values at rows {bad[:5]}")
-    return pairs.reset_index(drop=True)
-
-
 def _check_positive_int(name: str, v: Any, minimum: int = 1) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
         raise ParameterError(f"{name}: expected an integer >= {minimum}, got {v!r}")
@@ -163,7 +148,7 @@ def mine_negatives(
     """
     from workbench.retrieval import embed_pairs, mine_hard_negatives
 
-    pairs = _check_pairs(pairs, "pairs", ("query", "code"))
+    pairs = check_pairs(pairs, "pairs", ("query", "code"), blank_text=False, unique_ids=False)
     hard = _check_positive_int("hard", hard, 0)
     random = _check_positive_int("random", random, 0)
     if hard and encoder is None:
@@ -207,7 +192,7 @@ def pair_examples(pairs: pd.DataFrame, negatives: pd.DataFrame) -> pd.DataFrame:
 
     Columns ``query``, ``code``, ``label`` (int), ``kind`` ("gold" | "hard" | "random"), ``row``.
     """
-    pairs = _check_pairs(pairs, "pairs", ("query", "code"))
+    pairs = check_pairs(pairs, "pairs", ("query", "code"), blank_text=False, unique_ids=False)
     missing = [c for c in ("row", "neg_row", "kind") if c not in negatives.columns]
     if missing:
         raise ParameterError(f"negatives: missing column(s) {missing}")
@@ -521,7 +506,7 @@ def train_cross_encoder(
     from workbench.models import BiEncoder
     from workbench.runtime import pick_device, seed_everything
 
-    pairs = _check_pairs(pairs, "pairs")
+    pairs = check_pairs(pairs, "pairs", REQUIRED_COLUMNS, blank_text=False, unique_ids=False)
     negatives = _check_positive_int("negatives", negatives, 0)
     epochs = _check_positive_int("epochs", epochs)
     batch_size = _check_positive_int("batch_size", batch_size)
@@ -817,7 +802,7 @@ def validate_pairs(
     """
     if negatives not in ("hard", "random"):
         raise ParameterError(f"negatives: expected 'hard' or 'random', got {negatives!r}")
-    heldout = _check_pairs(heldout, "heldout", ("query", "code"))
+    heldout = check_pairs(heldout, "heldout", ("query", "code"), blank_text=False, unique_ids=False)
     n_negatives = _check_positive_int("n_negatives", n_negatives)
     if len(heldout) < 2:
         raise ParameterError(f"heldout: need at least 2 pairs to draw negatives from, got {len(heldout)}")
