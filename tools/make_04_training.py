@@ -93,14 +93,7 @@ seeds = [P.seed + i for i in range(P.select_seeds)]
 if select_names:
     grid = selection.variants(list(subsets), seeds)
     zero_shot, _ = experiment.evaluate_suite(experiment.fresh_encoder(P), tasks, PE, label="zero-shot")
-    rows, per_query = [], {}
-    for v in grid:
-        summary, pq = experiment.train_and_evaluate(
-            v.label, subsets[v.subset], tasks, PE, run.path("models", "select", v.slug), **v.train_overrides(P))
-        rows.append(summary.assign(seed=v.seed))
-        for task, table in pq.items():
-            per_query.setdefault(v.label, {}).setdefault(task, []).append(table)
-    summaries = pd.concat(rows, ignore_index=True)
+    summaries, per_query = selection.train_variants(grid, subsets, tasks, PE, run.path("models", "select"))
     print(f"{len(grid)} models; training time {summaries.drop_duplicates(['model', 'seed'])['train_seconds'].sum() / 60:.1f} min")
 """),
 ("md", """

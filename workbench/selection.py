@@ -5,7 +5,8 @@
 2. ``training_subsets``: the selections the paper compares (all, easy, ambiguous, hard,
    ambiguous + hard) plus the control it lacks: a random subset of the same size as
    ambiguous + hard.
-3. ``variants``: every subset with and without representation-level MixUp, for several seeds.
+3. ``variants``: every subset with and without representation-level MixUp, for several seeds;
+   ``train_variants`` trains and scores them.
 4. The paper's table and the paired tests against the all-data baseline come from the shared
    comparison protocol, ``workbench.compare`` (``seed_table``, ``paired_vs_baseline``).
 """
@@ -29,6 +30,7 @@ __all__ = [
     "saved_datamap",
     "training_subsets",
     "variants",
+    "train_variants",
 ]
 
 SUBSETS = ("all", "easy", "ambiguous", "hard", "ambiguous+hard", "random")
@@ -136,3 +138,21 @@ def variants(
     """Every subset x MixUp setting x seed, grouped by seed (a partly finished sweep has whole seeds).
     Any subset name works (e.g. "custom" for a subset exported from the explorer)."""
     return [Variant(s, m, int(seed)) for seed in seeds for s in subsets for m in mixup]
+
+
+def train_variants(
+    grid: Sequence[Variant], subsets: dict[str, pd.DataFrame], tasks: dict[str, Any], params: Params,
+    models_dir: str | Path,
+) -> tuple[pd.DataFrame, dict[str, dict[str, list[pd.DataFrame]]]]:
+    """Step 4: train every variant of ``grid`` on its subset from the pre-trained weights and score it on
+    ``tasks`` (the shared recipe, ``experiment.train_grid``; each model cached in
+    ``models_dir/<variant slug>``, so an interrupted run resumes per model). Returns the summaries and
+    the per-query tables, the shapes ``compare.seed_table`` and ``compare.paired_vs_baseline`` take."""
+    from .experiment import train_grid
+
+    jobs = []
+    for v in grid:
+        overrides = v.train_overrides(params)
+        seed = overrides.pop("seed")
+        jobs.append((v.label, seed, subsets[v.subset], Path(models_dir) / v.slug, None, overrides))
+    return train_grid(jobs, tasks, params)
