@@ -44,7 +44,7 @@ import pandas as pd
 from IPython.display import display
 
 from workbench import compare, embeddings, experiment, geometry, runs
-from workbench.augment import chatdance, comparison, cross_encoder, pipeline, stats
+from workbench.augment import chatdance, comparison, filtering, pipeline, stats
 from workbench.corpus import build_corpus
 from workbench.llm import llm_from_params
 from workbench.viz.datamap import export_for_paper
@@ -120,7 +120,7 @@ rejections
 Trained from the MiniLM checkpoint on `filter_pairs` original training pairs, each with
 `filter_negatives` mined hard negatives and one random one, with class-balanced binary
 cross-entropy (AdamW, weight decay 0.01 as in the paper; lr 2e-5, because the paper's 8e-5 on a
-`[CLS]` classifier collapses at this scale, see `cross_encoder.train_cross_encoder`). The score is
+`[CLS]` classifier collapses at this scale, see `workbench.models.cross_encoder.train_cross_encoder`). The score is
 `sigmoid(scale * cos(query tokens, code tokens) + bias)` over the jointly encoded pair, in [0, 1].
 
 The table gives, per threshold, the fraction of pairs kept and the precision and recall of "kept"
@@ -134,17 +134,17 @@ pairs, and held-out mined test pairs against hard negatives.
 ("code", """
 ce = pipeline.filter_model(pairs, P)
 thresholds = sorted({0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, P.theta_c, P.theta_q})
-cosqa_check = cross_encoder.validate_cosqa(ce, thresholds=thresholds)
+cosqa_check = filtering.validate_cosqa(ce, thresholds=thresholds)
 heldout = pairs[pairs["split"] == "test"].sample(n=min(300, int((pairs["split"] == "test").sum())), random_state=P.seed)
-mined_check = cross_encoder.validate_pairs(ce, heldout, thresholds=thresholds, seed=P.seed)
+mined_check = filtering.validate_pairs(ce, heldout, thresholds=thresholds, seed=P.seed)
 print(f"CoSQA dev (human labels): ROC-AUC {cosqa_check['roc_auc']:.3f}; "
       f"held-out mined pairs: ROC-AUC {mined_check['roc_auc']:.3f}, "
       f"gold above its hard negative {mined_check['pair_accuracy']:.1%}")
-pd.concat({"CoSQA dev": cross_encoder.threshold_table(cosqa_check),
-           "held-out mined": cross_encoder.threshold_table(mined_check)})
+pd.concat({"CoSQA dev": filtering.threshold_table(cosqa_check),
+           "held-out mined": filtering.threshold_table(mined_check)})
 """),
 ("code", """
-fig = cross_encoder.score_figure(cosqa_check["scores"], cosqa_check["labels"], (P.theta_c, P.theta_q),
+fig = filtering.score_figure(cosqa_check["scores"], cosqa_check["labels"], (P.theta_c, P.theta_q),
                                  title="Cross-encoder scores on CoSQA dev (human labels)")
 written = export_for_paper(fig, run.path("figures", "chatdance_filter_cosqa"))
 fig.show()

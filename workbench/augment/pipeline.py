@@ -46,7 +46,7 @@ def filter_model(pairs: pd.DataFrame, params: Params, show_progress: bool = True
     """The cross-encoder filter trained on ``filter_pairs`` original training pairs (cached under
     ``data/cross-encoders/<key>/``, shared by runs with the same corpus and filter parameters)."""
     from ..experiment import training_sample
-    from .cross_encoder import train_cross_encoder
+    from ..models.cross_encoder import train_cross_encoder
 
     train = training_sample(pairs, params.filter_pairs, params.seed)
     key = cache_key({"corpus": params.corpus, "pairs": params.filter_pairs, "negatives": params.filter_negatives,
