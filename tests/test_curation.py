@@ -62,7 +62,7 @@ def corpus(minilm, tmp_path_factory):
     C[DUP] = C[0]  # bit-identical, as an exact duplicate would be with a deterministic encoder
     # the cache is hit on a second call (no encoding: the files are read back)
     Q2, C2 = embed_pairs(minilm, df, batch_size=64, cache_dir=cache, show_progress=False)
-    assert np.array_equal(Q, Q2) and len(list(cache.glob("*/meta.json"))) == 1
+    assert np.array_equal(Q, Q2) and sorted(f.name.split("-")[0] for f in cache.glob("*.npy")) == ["code", "query"]
     return df, Q, C
 
 
@@ -87,17 +87,19 @@ def test_embed_pairs_resumes_from_saved_parts(minilm, corpus, tmp_path, monkeypa
 
     def flaky(self, texts, *a, **kw):
         calls.append(len(texts))
-        if len(calls) == 4:
+        if len(calls) == 5:
             raise KeyboardInterrupt("simulated interruption")
         return real(self, texts, *a, **kw)
 
     monkeypatch.setattr(type(minilm), "encode", flaky)
-    with pytest.raises(KeyboardInterrupt):  # queries in parts of 8, 8, 4, then the first code part fails
+    with pytest.raises(KeyboardInterrupt):  # queries in parts of 8, 8, 4, codes 8, then the second code part fails
         embed_pairs(minilm, small, cache_dir=tmp_path, part_size=8, show_progress=False)
-    assert calls == [8, 8, 4, 8] and len(list(tmp_path.glob("*/parts/query-8-*.npy"))) == 3
+    # the queries are saved whole (their parts removed); of the codes, the first part is saved
+    assert calls == [8, 8, 4, 8, 8] and len(list(tmp_path.glob("query-*.npy"))) == 1 and not list(tmp_path.glob("query-*.parts"))
+    assert not list(tmp_path.glob("code-*.npy")) and len(list(tmp_path.glob("code-*.parts/*.npy"))) == 1
     q, c = embed_pairs(minilm, small, cache_dir=tmp_path, part_size=8, show_progress=False)
-    assert calls[4:] == [8, 8, 4]  # only the code parts were encoded again
-    assert not list(tmp_path.glob("*/parts/*.npy"))  # removed once the whole result is saved
+    assert calls[5:] == [8, 4]  # only the code parts not saved were encoded again
+    assert not list(tmp_path.glob("*.parts"))  # removed once the whole result is saved
     np.testing.assert_allclose(q, Q[1:21], atol=1e-5)
     np.testing.assert_allclose(c, C[1:21], atol=1e-5)
 

@@ -10,8 +10,9 @@ embeddings of pairs cached by the encoder's weights, and hard-negative mining.
   exact in float64 and summed in a fixed order), so an exact duplicate ties its original exactly
   and a rank does not depend on faiss's float32 GEMM; :data:`RESCORE_MARGIN` extra candidates are
   searched so the re-scoring can fix float32 order.
-- :func:`embed_pairs`: the query and code embeddings of a pairs table, cached on disk under a key
-  of the texts' digest and the encoder's weights.
+- :func:`embed_texts` / :func:`embed_pairs`: embeddings of texts (of a pairs table), the one
+  embedding cache of the workbench: keyed by the texts' fingerprint and the encoder's weights
+  (:func:`encoder_key`), resumable in parts.
 - :func:`mine_hard_negatives` -> :class:`HardNegatives`: the best-scoring other codes of each query,
   those above ``gamma`` times the query's own score dropped as likely unlabelled positives (the
   "TopK-PercPos" rule of Moreira et al. 2024, used by CoRNStack section 2.3 and by ChatDANCE's
@@ -23,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +33,15 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import ParameterError, WorkbenchError
-from workbench.store import atomic_path, atomic_write_json, cache_key
+from workbench.store import atomic_path, cache_key
 
 __all__ = [
     "RESCORE_MARGIN",
     "HardNegatives",
     "as_matrix",
     "embed_pairs",
+    "embed_texts",
+    "encoder_key",
     "mine_hard_negatives",
     "rescore",
     "search",
@@ -49,7 +51,7 @@ __all__ = [
 
 RESCORE_MARGIN = 8
 """Extra candidates searched beyond what is needed, so the float64 re-scoring can fix float32 order."""
-EMBED_VERSION = 1
+EMBED_VERSION = 2
 
 
 # ------------------------------------------------------------------------------ embeddings
@@ -80,7 +82,10 @@ def _weights_digest(encoder: Any) -> str:
     return h.hexdigest()
 
 
-def _encoder_key(encoder: Any, bf16: bool) -> dict[str, Any]:
+def encoder_key(encoder: Any, bf16: bool) -> dict[str, Any]:
+    """What identifies an encoder's embeddings in a cache key: its name, base model, pooling,
+    normalisation, maximum lengths, precision and a digest of its weights (a model fine-tuned and
+    saved at the same path gets a new key)."""
     return {
         "name": str(getattr(encoder, "name", "")),
         "base_model": str(getattr(encoder, "base_model", "")),
@@ -98,6 +103,65 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
         np.save(fh, np.ascontiguousarray(arr), allow_pickle=False)
 
 
+def embed_texts(
+    encoder: Any,
+    texts: Sequence[str],
+    kind: str,
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    bf16: bool = False,
+    batch_size: int = 64,
+    show_progress: bool = True,
+    part_size: int = 2048,
+) -> np.ndarray:
+    """``encoder.encode`` of ``texts`` as ``kind`` ("query" or "code"): float32 rows in ``texts`` order.
+
+    With ``cache_dir`` the result is read from / written to ``cache_dir/<kind>-<key>.npy`` (atomic),
+    the key holding :func:`encoder_key` and a fingerprint of the texts, so every chapter that embeds
+    the same texts with the same weights reads them back. More than ``part_size`` texts are encoded
+    in parts (longest first, so each part pads little), each part saved as it finishes and reused by
+    a re-run after an interruption, then removed once the whole array is saved.
+    """
+    texts = [str(x) for x in texts]
+    if not isinstance(part_size, int) or isinstance(part_size, bool) or part_size < 1:
+        raise ParameterError(f"embed_texts: part_size must be a positive integer, got {part_size!r}")
+    if cache_dir is None:
+        return np.ascontiguousarray(encoder.encode(texts, kind=kind, batch_size=batch_size, bf16=bf16,
+                                                   show_progress=show_progress), dtype=np.float32)
+    key = cache_key({"version": EMBED_VERSION, "encoder": encoder_key(encoder, bf16), "kind": kind,
+                     "texts": texts_fingerprint(texts), "n": len(texts)})
+    path = Path(cache_dir) / f"{kind}-{key}.npy"
+    if path.exists():
+        arr = np.load(path, allow_pickle=False)
+        if arr.shape[0] == len(texts):
+            return arr
+    if len(texts) <= part_size:
+        arr = np.ascontiguousarray(encoder.encode(texts, kind=kind, batch_size=batch_size, bf16=bf16,
+                                                  show_progress=show_progress), dtype=np.float32)
+        _save_npy(path, arr)
+        return arr
+    parts = Path(cache_dir) / f"{kind}-{key}.parts"
+    order = np.argsort(-encoder.token_lengths(texts, kind), kind="stable")
+    arr: np.ndarray | None = None
+    for n, s in enumerate(range(0, len(texts), part_size)):
+        idx = order[s : s + part_size]
+        part_path = parts / f"{part_size}-{n:05d}.npy"
+        e = np.load(part_path, allow_pickle=False) if part_path.exists() else None
+        if e is None or e.shape[0] != len(idx):
+            e = encoder.encode([texts[i] for i in idx], kind=kind, batch_size=batch_size, bf16=bf16,
+                               show_progress=show_progress)
+            _save_npy(part_path, e)
+        if arr is None:
+            arr = np.zeros((len(texts), e.shape[1]), dtype=np.float32)
+        arr[idx] = e
+    assert arr is not None
+    _save_npy(path, arr)
+    for f in sorted(parts.glob("*.npy")):
+        f.unlink(missing_ok=True)
+    parts.rmdir()
+    return arr
+
+
 def embed_pairs(
     encoder: Any,
     df: pd.DataFrame,
@@ -108,68 +172,14 @@ def embed_pairs(
     show_progress: bool = True,
     part_size: int = 2048,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Proxy embeddings ``(Q, C)`` of ``df["query"]`` (kind "query") and ``df["code"]`` (kind "code").
-
-    float32, L2-normalised rows (when the encoder normalises), in ``df`` row order. With
-    ``cache_dir`` the result is cached under ``cache_dir/<key>/{queries,codes}.npy`` (atomic
-    writes, ``meta.json`` last), the key holding the model (name, base model, pooling, max lengths
-    and a digest of its weights), ``bf16`` and a fingerprint of the texts. Long jobs are resumable:
-    texts are encoded in parts of ``part_size`` (longest first, so each part pads little), each
-    part saved as it finishes and reused by a re-run after an interruption.
-    """
+    """``(Q, C)``: :func:`embed_texts` of ``df["query"]`` (kind "query") and of ``df["code"]`` (kind
+    "code"), in ``df`` row order, each cached and resumable as :func:`embed_texts` says."""
     missing = [c for c in ("query", "code") if c not in getattr(df, "columns", ())]
     if missing:
         raise ParameterError(f"embed_pairs: df lacks column(s) {missing}")
-    queries = [str(x) for x in df["query"].tolist()]
-    codes = [str(x) for x in df["code"].tolist()]
-    if not isinstance(part_size, int) or part_size < 1:
-        raise ParameterError(f"embed_pairs: part_size must be a positive integer, got {part_size!r}")
-    key_parts = {
-        "version": EMBED_VERSION,
-        "encoder": _encoder_key(encoder, bf16),
-        "texts": texts_fingerprint(queries, codes),
-        "n": len(queries),
-    }
-    key = cache_key(key_parts)
-    folder = Path(cache_dir) / key if cache_dir is not None else None
-    if folder is not None and (folder / "meta.json").exists():
-        Q = np.load(folder / "queries.npy", allow_pickle=False)
-        C = np.load(folder / "codes.npy", allow_pickle=False)
-        if Q.shape[0] == len(queries) and C.shape[0] == len(codes):
-            return Q, C
-
-    t0 = time.perf_counter()
-    out = []
-    for kind, texts in (("query", queries), ("code", codes)):
-        order = np.argsort(-encoder.token_lengths(texts, kind), kind="stable")
-        emb: np.ndarray | None = None
-        for p, s in enumerate(range(0, len(texts), part_size)):
-            idx = order[s : s + part_size]
-            part_path = folder / "parts" / f"{kind}-{part_size}-{p:05d}.npy" if folder is not None else None
-            e = None
-            if part_path is not None and part_path.exists():
-                e = np.load(part_path, allow_pickle=False)
-                if e.shape[0] != len(idx):
-                    e = None
-            if e is None:
-                e = encoder.encode(
-                    [texts[i] for i in idx], kind=kind, batch_size=batch_size, bf16=bf16,
-                    show_progress=show_progress,
-                )
-                if part_path is not None:
-                    _save_npy(part_path, e)
-            if emb is None:
-                emb = np.zeros((len(texts), e.shape[1]), dtype=np.float32)
-            emb[idx] = e
-        out.append(emb if emb is not None else np.zeros((0, getattr(encoder, "dim", 0)), np.float32))
-    Q, C = (np.ascontiguousarray(x, dtype=np.float32) for x in out)
-    if folder is not None:
-        _save_npy(folder / "queries.npy", Q)
-        _save_npy(folder / "codes.npy", C)
-        atomic_write_json(folder / "meta.json", {**key_parts, "key": key, "seconds": time.perf_counter() - t0})
-        for p in sorted((folder / "parts").glob("*.npy")):
-            p.unlink(missing_ok=True)
-    return Q, C
+    kw = dict(bf16=bf16, batch_size=batch_size, show_progress=show_progress, part_size=part_size)
+    return (embed_texts(encoder, df["query"].tolist(), "query", cache_dir, **kw),
+            embed_texts(encoder, df["code"].tolist(), "code", cache_dir, **kw))
 
 
 # ------------------------------------------------------------------------------ search
