@@ -44,7 +44,7 @@ import pandas as pd
 from IPython.display import display
 
 from workbench import compare, embeddings, experiment, geometry, runs
-from workbench.augment import chatdance, comparison, filtering, pipeline, stats
+from workbench.augment import comparison, filtering, pipeline, prompts, rewrites, stats
 from workbench.corpus import build_corpus
 from workbench.llm import llm_from_params
 from workbench.viz.datamap import export_for_paper
@@ -78,10 +78,10 @@ their pinned sha256 before use.
 ("code", """
 llm = llm_from_params(P)
 print(llm)
-chatdance.QUERY_PROMPT
+prompts.QUERY_PROMPT
 """),
 ("md", """
-The prompts are data (`chatdance.PromptSchema`: instruction, emphasis and caution, prior
+The prompts are data (`prompts.PromptSchema`: instruction, emphasis and caution, prior
 knowledge, task input, output context). Change one part with `dataclasses.replace` and pass the
 schema on, e.g. `pipeline.llm_candidates(llm, data, P, query_schema=my_schema)`. With a small local
 model (`llm_mode="single"`) each call asks for one rewrite after a few example turns, with a
@@ -89,7 +89,7 @@ different sampling seed per call; `"batched"` sends the paper's N-at-once prompt
 """),
 ("code", """
 example = data.query_pairs.iloc[0]
-for message in chatdance.build_query_requests(data.query_pairs.head(1), 1, P.llm_mode, chatdance.QUERY_PROMPT,
+for message in prompts.build_query_requests(data.query_pairs.head(1), 1, P.llm_mode, prompts.QUERY_PROMPT,
                                               None, P.seed)[0].messages[-2:]:
     print(f"--- {message['role']}\\n{message['content']}")
 """),
@@ -110,8 +110,8 @@ print(f"queries: {len(cands['queries'])} accepted in {cands['query_seconds']:.0f
 pd.DataFrame({"before": before, "after": after})
 """),
 ("code", """
-rejections = pd.concat([chatdance.rejection_counts(cands["query_log"].to_frame()),
-                        chatdance.rejection_counts(cands["code_log"].to_frame())])
+rejections = pd.concat([rewrites.rejection_counts(cands["query_log"].to_frame()),
+                        rewrites.rejection_counts(cands["code_log"].to_frame())])
 rejections
 """),
 ("md", """

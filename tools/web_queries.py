@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.augment.chatdance import rejection_counts
+from workbench.augment.rewrites import rejection_counts
 from workbench.augment.web_queries import web_query_pairs
 from workbench.config import parse_assignment, resolve
 from workbench.corpus import build_corpus

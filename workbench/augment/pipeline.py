@@ -65,20 +65,21 @@ def llm_candidates(llm: Any, data: AugmentationData, params: Params, query_schem
     """Query and code rewrites by the LLM (``rewrite_queries`` / ``rewrite_code``), validated, with
     their rejection logs and the generation time of each step (cache hits cost nothing)."""
     from . import chatdance as cd
+    from . import prompts as pr
 
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
     out["queries"], out["query_log"] = cd.rewrite_queries(
         llm, data.query_pairs, n=params.aug_query_rewrites, mode=params.llm_mode,
-        schema=query_schema or cd.QUERY_PROMPT,
-        sampling=replace(cd.DEFAULT_QUERY_SAMPLING, temperature=params.llm_temperature),
+        schema=query_schema or pr.QUERY_PROMPT,
+        sampling=replace(pr.DEFAULT_QUERY_SAMPLING, temperature=params.llm_temperature),
         concurrency=params.llm_concurrency, seed=params.seed, show_progress=show_progress)
     out["query_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     out["code"], out["code_log"] = cd.rewrite_code(
         llm, data.code_pairs, techniques=code_techniques(params), per_technique=params.aug_code_per_technique,
-        mode=params.llm_mode, schema=code_schema or cd.CODE_PROMPT,
-        sampling=replace(cd.DEFAULT_CODE_SAMPLING, temperature=params.llm_temperature),
+        mode=params.llm_mode, schema=code_schema or pr.CODE_PROMPT,
+        sampling=replace(pr.DEFAULT_CODE_SAMPLING, temperature=params.llm_temperature),
         concurrency=params.llm_concurrency, seed=params.seed, show_progress=show_progress)
     out["code_seconds"] = time.perf_counter() - t0
     return out

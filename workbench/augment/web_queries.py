@@ -17,14 +17,8 @@ import pandas as pd
 from ..errors import ParameterError
 from ..llm import Sampling
 from ..pairs import check_pairs
-from .chatdance import (
-    ChatMany,
-    PromptSchema,
-    QueryExample,
-    RewriteRequest,
-    build_query_requests,
-    rewrite_queries,
-)
+from .chatdance import ChatMany, rewrite_queries
+from .prompts import PromptSchema, QueryExample, RewriteRequest, build_query_requests
 
 WEB_QUERY = "web_query"  # the technique name: aug_op of the rewrites, part of each request's seed
 
