@@ -41,6 +41,9 @@ compile or equal the original (``ast.dump``). The rules, and what each assumes:
   (``self`` / ``cls`` never). Attributes, keyword names at call sites, strings, defaults and
   annotations of the function's own signature (evaluated outside it) are left alone. Skipped when the
   function reads its locals by name (``locals()``, ``vars()``, ``eval``, ``exec``, frame access).
+
+Why one module of this size: the five transforms share the AST helpers that make each of them
+semantics-preserving (scopes, names read by the function, what a statement may raise).
 """
 
 from __future__ import annotations

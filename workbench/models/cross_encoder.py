@@ -20,6 +20,9 @@ cross-entropy on the logit. Query and code are tokenised as a sentence pair, tru
 
 The finished model folder holds ``workbench_cross_encoder.json`` (training parameters, a fingerprint
 of the pairs, timings); :func:`train_cross_encoder` reuses the folder when they match.
+
+Why one module of this size: the model and its training loop share the folder format, the heads
+and the calibration of the head's bias.
 """
 
 from __future__ import annotations
