@@ -43,7 +43,8 @@ compile or equal the original (``ast.dump``). The rules, and what each assumes:
   function reads its locals by name (``locals()``, ``vars()``, ``eval``, ``exec``, frame access).
 
 Why one module of this size: the five transforms share the AST helpers that make each of them
-semantics-preserving (scopes, names read by the function, what a statement may raise).
+semantics-preserving (parsing and unparsing, statement lists, bound and fresh names, which
+expressions are free of side effects and safe to reorder, symbol tables).
 """
 
 from __future__ import annotations
