@@ -58,14 +58,14 @@ cards.source_table(in_dist)
 Every set keeps one function per query and drops queries seen in training.
 """),
 ("code", """
-suite = ood.build_ood_suite(P.corpus, groups={g: ood.OOD_GROUPS[g] for g in ["stdlib", *P.ood_groups.split(",")]})
-xl = crosslang.build_crosslang(languages=P.crosslang_languages.split(","), per_language_cap=P.crosslang_cap)
+suite = ood.build_ood_suite(P.corpus, groups={g: ood.OOD_GROUPS[g] for g in ["stdlib", *P.ood_groups]})
+xl = crosslang.build_crosslang(languages=list(P.crosslang_languages), per_language_cap=P.crosslang_cap)
 sets = ood.all_sets(pairs, suite, xl, seed=P.seed)
 cards.cards_table(sets, seed=P.seed)
 """),
 ("code", """
 cards.length_figure(sets).show()
-cards.source_table({name: sets[name] for name in P.ood_groups.split(",") if name in sets})
+cards.source_table({name: sets[name] for name in P.ood_groups if name in sets})
 """),
 ("md", """
 Five random examples of a few sets (the dataset cards hold them for every set):

@@ -234,7 +234,7 @@ from workbench import run_models
 
 models = run_models.trained_models(run.dir, base_model=P.model)
 models = models[models["chapter"].isin(["pre-trained", "02_llm_augmentation"])]
-analysis_tasks = {t: tasks[t] for t in P.analysis_sets.split(",") if t in tasks}
+analysis_tasks = {t: tasks[t] for t in P.analysis_sets if t in tasks}
 pair_emb = embeddings.pair_embeddings(dict(zip(models["label"], models["path"])), analysis_tasks, PE,
                                       run.path("analysis", "embeddings"), n=P.analysis_pairs)
 au = geometry.au_table(pair_emb, seed=P.seed)

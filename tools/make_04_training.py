@@ -58,7 +58,7 @@ The data-map run of `03_data_maps` is reused when this notebook runs in the same
 """),
 ("code", """
 pairs = build_corpus(P.corpus)
-select_names = [name.strip() for name in P.select_subsets.split(",") if name.strip()]
+select_names = list(P.select_subsets)
 if select_names:
     sample, datamap_run = selection.datamap_training(pairs, P, run.path("models", "datamap"))
     dmap = cartography.categorize(cartography.data_map(datamap_run.dynamics, mode=P.datamap_mode),

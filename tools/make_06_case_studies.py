@@ -38,7 +38,7 @@ run = runs.open_run("06_case_studies", preset, overrides, run_dir)
 P = run.params
 PE = dataclasses.replace(P, bf16_eval=P.select_bf16_eval)  # the precision 04 scored its models in
 models = run_models.require_trained(run_models.trained_models(run.dir, P.model), run.dir, "06_case_studies")
-A, B = P.compare_models.split(",") if P.compare_models else run_models.default_pair(models, P.seed)
+A, B = P.compare_models if P.compare_models else run_models.default_pair(models, P.seed)
 row_a, row_b = run_models.pick(models, A), run_models.pick(models, B)
 label_a, label_b = row_a["label"], row_b["label"]
 print(f"run folder: {run.dir}\\nA = {label_a} ({row_a['path']})\\nB = {label_b} ({row_b['path']})")

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import cartography
+from .config import as_names
 from .errors import ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -405,7 +406,7 @@ class CorruptionRun:
 
 def _modes(modes: Sequence[str] | str | None, what: str) -> tuple[str, ...]:
     if isinstance(modes, str):
-        modes = [m.strip() for m in modes.split(",") if m.strip()]
+        modes = as_names(modes)
     ms = MODES if modes is None else tuple(modes)
     bad = [m for m in ms if m not in MODES]
     if bad or not ms:
@@ -509,7 +510,7 @@ def validity_check(
     and tabulate how well low confidence flags the corrupted pairs (:func:`validity_table`, one
     row per kind and mode). ``pairs`` is the corpus (``build_corpus``)."""
     if isinstance(kinds, str):
-        kinds = [k.strip() for k in kinds.split(",") if k.strip()]
+        kinds = list(as_names(kinds))
     if not kinds:
         raise ParameterError(f"validity_check: no kinds given; choose from {list(KINDS)}")
     for k in kinds:

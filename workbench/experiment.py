@@ -198,9 +198,9 @@ def comparison_suite(params: Params) -> tuple[pd.DataFrame, dict[str, pd.DataFra
     from .ood import OOD_GROUPS, all_sets, build_ood_suite
 
     pairs = build_corpus(params.corpus)
-    groups = ["stdlib", *[g for g in params.ood_groups.split(",") if g]]
+    groups = ["stdlib", *params.ood_groups]
     suite = build_ood_suite(params.corpus, groups={g: OOD_GROUPS[g] for g in groups})
-    xl = crosslang.build_crosslang(languages=params.crosslang_languages.split(","), per_language_cap=params.crosslang_cap)
+    xl = crosslang.build_crosslang(languages=list(params.crosslang_languages), per_language_cap=params.crosslang_cap)
     sets = all_sets(pairs, suite, xl, seed=params.test_seed)
     return pairs, sets, comparison_tasks(sets, params)
 
@@ -304,11 +304,12 @@ def train_and_evaluate(
                              columns={"train_pairs": len(train_pairs), "train_seconds": round(result.seconds, 1)})
 
 
-def parse_variant_names(spec: str, allowed: Any, param: str) -> list[str]:
-    """A comma-separated variants parameter (``aug_variants``, ``oasis_variants``) checked against ``allowed``."""
-    from .errors import ParameterError
+def parse_variant_names(spec: Any, allowed: Any, param: str) -> list[str]:
+    """A variants parameter (``aug_variants``, ``oasis_variants``: names, or one comma-separated
+    string) checked against ``allowed``."""
+    from .config import as_names
 
-    names = [n.strip() for n in spec.split(",") if n.strip()]
+    names = list(as_names(spec))
     unknown = [n for n in names if n not in allowed]
     if unknown or not names:
         raise ParameterError(f"{param}: unknown variant(s) {unknown or spec!r}; choose from {list(allowed)}")

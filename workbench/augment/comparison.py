@@ -58,7 +58,7 @@ class AugVariant:
         return f"{self.name}-seed{self.seed}"
 
 
-def parse_variants(spec: str) -> list[str]:
+def parse_variants(spec: Any) -> list[str]:
     """The comma-separated ``aug_variants`` parameter, checked against :data:`LABELS`."""
     from ..experiment import parse_variant_names
 

@@ -57,7 +57,7 @@ def filter_model(pairs: pd.DataFrame, params: Params, show_progress: bool = True
 
 
 def code_techniques(params: Params) -> list[str]:
-    return [t.strip() for t in params.aug_code_techniques.split(",") if t.strip()]
+    return list(params.aug_code_techniques)
 
 
 def llm_candidates(llm: Any, data: AugmentationData, params: Params, query_schema=None, code_schema=None,

@@ -49,7 +49,7 @@ VARIANTS: dict[str, VariantSpec] = {
 }
 
 
-def parse_variants(spec: str) -> list[str]:
+def parse_variants(spec: Any) -> list[str]:
     """The comma-separated ``oasis_variants`` parameter, checked against :data:`VARIANTS`."""
     from ..experiment import parse_variant_names
 
