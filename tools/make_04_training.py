@@ -165,7 +165,7 @@ from workbench.llm import llm_from_params
 from workbench.oasis import pipeline as oasis_pipeline
 from workbench.oasis import variants as oasis_variants
 
-oasis_names = oasis_variants.parse_variants(P.oasis_variants) if P.oasis_variants.strip() else []
+oasis_names = oasis_variants.parse_variants(P.oasis_variants) if P.oasis_variants else []
 if oasis_names:
     order = oasis_pipeline.order_labels(pairs, P, llm_from_params(P))
     display(order.refined_fractions())
