@@ -7,7 +7,7 @@ Each size runs in a fresh subprocess (so ``ru_maxrss`` is that size's peak) on s
 unit vectors, d = 384 (MiniLM's width): q_i random, c_i = normalise(q_i + noise), so S_ii is
 around 0.6 like real pairs. Timed: ``consistency_filter`` (k = 2) and ``mine_hard_negatives``
 (M = 32), each with its own chunked faiss search, then both sharing one search
-(``precomputed=topk_scores(...)``), as a notebook would. Prints one row per size and the fitted
+(``precomputed=search(...)``), as a notebook would. Prints one row per size and the fitted
 growth exponent b of time ~ n^b (2 for the exact all-pairs search) and of the working memory
 (peak RSS minus the RSS after making the data: faiss's copy of C, O(n d), plus O(chunk k)),
 with an extrapolation to 1M.
@@ -42,7 +42,8 @@ def one(n: int, d: int, k: int, m: int, chunk: int, threads: int, seed: int, sha
     import faiss
     import numpy as np
 
-    from workbench.curation import RESCORE_MARGIN, consistency_filter, mine_hard_negatives, topk_scores
+    from workbench.curation import consistency_filter
+    from workbench.retrieval import RESCORE_MARGIN, mine_hard_negatives, search
 
     faiss.omp_set_num_threads(threads)
     rng = np.random.default_rng(seed)
@@ -61,9 +62,9 @@ def one(n: int, d: int, k: int, m: int, chunk: int, threads: int, seed: int, sha
     t_shared = float("nan")
     if shared:
         t = time.perf_counter()
-        search = topk_scores(q, c, max(k, m + 1) + RESCORE_MARGIN, chunk_size=chunk)
-        consistency_filter(q, c, k=k, delta=0.5, chunk_size=chunk, precomputed=search)
-        mine_hard_negatives(q, c, M=m, gamma=0.95, chunk_size=chunk, precomputed=search)
+        found = search(q, c, max(k, m + 1) + RESCORE_MARGIN, chunk_size=chunk)
+        consistency_filter(q, c, k=k, delta=0.5, chunk_size=chunk, precomputed=found)
+        mine_hard_negatives(q, c, M=m, gamma=0.95, chunk_size=chunk, precomputed=found)
         t_shared = time.perf_counter() - t
     return {
         "n": n, "d": d, "threads": threads,

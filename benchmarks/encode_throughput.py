@@ -44,11 +44,11 @@ def main() -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from workbench.benchmarks import load_cosqa
     from workbench.evaluation import evaluate
     from workbench.models import BiEncoder
     from workbench.models.registry import resolve_model
     from workbench.runtime import pick_device
+    from workbench.tasks import load_cosqa
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -33,7 +33,7 @@ JOBS = {
               "df = build_corpus(resolve(PRESET).corpus)\nprint('pairs', len(df))",
     "training_fp32": "TRAIN(False)",
     "training_bf16": "TRAIN(True)",
-    "evaluation": "from workbench.benchmarks import load_cosqa\nfrom workbench.evaluation import evaluate\n"
+    "evaluation": "from workbench.tasks import load_cosqa\nfrom workbench.evaluation import evaluate\n"
                   "from workbench.models import BiEncoder\n"
                   "r = evaluate(BiEncoder.load('minilm', max_query_len=64, max_code_len=256), load_cosqa(), bf16=True,"
                   " show_progress=False)\nprint('mrr', r.metrics['mrr'])",

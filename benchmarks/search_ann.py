@@ -45,8 +45,8 @@ def twonn_of_real_embeddings(n: int) -> float:
     embeddings of the first ``n`` CoSQA dev functions (bf16 encoding)."""
     import faiss
 
-    from workbench.benchmarks import load_cosqa
     from workbench.models import BiEncoder
+    from workbench.tasks import load_cosqa
 
     texts = list(load_cosqa().corpus.values())[:n]
     emb = BiEncoder.load("minilm", max_code_len=256).encode(texts, "code", 64, bf16=True, show_progress=False)

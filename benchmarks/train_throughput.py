@@ -36,7 +36,7 @@ LR, WARMUP, WD, CLIP, TAU, SEED = 2e-5, 0.1, 0.01, 1.0, 0.05, 42
 def cosqa_pairs(n: int):
     import pandas as pd
 
-    from workbench.benchmarks import load_cosqa
+    from workbench.tasks import load_cosqa
 
     task = load_cosqa()
     rows = []

@@ -79,7 +79,7 @@ def _notebook(root: Path, out_dir: Path) -> None:
         nbformat.v4.new_code_cell(
             "import pandas as pd\n"
             "from workbench import case_studies as cs\n"
-            "from workbench.benchmarks import task_from_pairs\n"
+            "from workbench.tasks import task_from_pairs\n"
             "from workbench.embeddings import embed_task\n"
             "from workbench.models import BiEncoder\n\n"
             f"task = task_from_pairs(pd.read_parquet('pairs.parquet').head({CASES}), 'train{CASES}')\n"

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.benchmarks import RetrievalTask
 from workbench.case_studies import (
     CaseViewer,
     case_table,
@@ -25,6 +24,7 @@ from workbench.case_studies import (
 )
 from workbench.embeddings import TaskEmbeddings
 from workbench.errors import ParameterError
+from workbench.tasks import RetrievalTask
 
 
 def _table(ranks: dict[str, int]) -> pd.DataFrame:

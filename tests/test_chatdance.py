@@ -12,32 +12,31 @@ import pandas as pd
 import pytest
 
 from workbench.augment import stats
-from workbench.augment.chatdance import (
+from workbench.augment.chatdance import ablation_sets, build_augmented, memoize_scorer, rewrite_queries
+from workbench.augment.prompts import (
     ALL_TECHNIQUES,
     CODE_EXAMPLES,
     CODE_PROMPT,
-    CODE_REASONS,
     QUERY_EXAMPLES,
     QUERY_PROMPT,
-    QUERY_REASONS,
-    RewriteLog,
-    ablation_sets,
-    build_augmented,
     build_code_requests,
     build_query_requests,
+    query_length_bounds,
+)
+from workbench.augment.rewrites import (
+    CODE_REASONS,
+    QUERY_REASONS,
+    RewriteLog,
     check_code,
     example_function_names,
     extract_code_blocks,
     extract_queries,
-    looks_like_code,
-    memoize_scorer,
     normalized_dump,
-    query_length_bounds,
     query_reject_reason,
     rejection_counts,
-    rewrite_queries,
 )
 from workbench.errors import ParameterError
+from workbench.llm.replies import looks_like_code
 
 # ----------------------------------------------------------------------------- prompts and requests
 
@@ -429,8 +428,8 @@ def test_rewrite_queries_against_a_real_server(llm_server, tmp_path):
 def test_every_preset_names_known_code_techniques():
     """The presets' ``aug_code_techniques`` are techniques the code prompt knows (a typo here used to
     fail only after the query rewrites of a cpu run)."""
-    from workbench.augment.chatdance import TECHNIQUES
     from workbench.augment.pipeline import code_techniques
+    from workbench.augment.prompts import TECHNIQUES
     from workbench.config import PRESETS, resolve
 
     for preset in PRESETS:

@@ -82,3 +82,22 @@ def test_set_values_are_read_by_the_declared_type():
     name, value = parse_assignment("epoch=3")
     with pytest.raises(ParameterError, match="unknown parameter 'epoch'"):
         resolve("cpu", {name: value})
+
+
+def test_list_parameters_are_tuples_however_they_are_given():
+    """A list parameter is read once, into a tuple: from a comma-separated string (command line,
+    presets), a YAML / papermill list, or a tuple; params.yaml round-trips it; a bad item is refused."""
+    from workbench.config import parse_assignment, resolve
+
+    assert resolve("cpu").select_subsets == ("all", "easy", "ambiguous", "hard", "ambiguous+hard", "random")
+    assert resolve("smoke").select_subsets == ("all", "ambiguous+hard")
+    name, value = parse_assignment("select_subsets=all, random")
+    assert (name, value) == ("select_subsets", ("all", "random"))
+    for given in ("all,random", ["all", "random"], ("all", "random")):
+        assert resolve("cpu", {"select_subsets": given}).select_subsets == ("all", "random")
+    assert resolve("cpu", {"compare_models": "a,b"}).compare_models == ("a", "b")
+    assert resolve("cpu", {"compare_models": None}).compare_models is None
+    with pytest.raises(ParameterError, match="select_subsets"):
+        resolve("cpu", {"select_subsets": ["all", 3]})
+    with pytest.raises(ParameterError, match="validity_kinds"):
+        resolve("cpu", {"validity_kinds": ["random_swap", "flip"]})

@@ -10,22 +10,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.augment.cross_encoder import (
-    CONFIG_NAME,
-    CrossEncoderFilter,
+from workbench.augment.filtering import (
     binary_metrics,
     load_cosqa_labelled,
-    mine_negatives,
-    pair_examples,
     pairwise_accuracy,
     score_figure,
     strip_docstring,
     threshold_table,
-    train_cross_encoder,
     validate_cosqa,
     validate_pairs,
 )
 from workbench.errors import InputFormatError, ParameterError, WorkbenchError
+from workbench.models.cross_encoder import (
+    CONFIG_NAME,
+    CrossEncoderFilter,
+    mine_negatives,
+    pair_examples,
+    train_cross_encoder,
+)
 
 # ------------------------------------------------------------------------------ metrics (pure)
 SCORES = [0.9, 0.8, 0.6, 0.4, 0.3, 0.1]

@@ -19,15 +19,17 @@ from workbench.corpus import foreign_sources as fs
 from workbench.corpus.crosslang import (
     build_crosslang,
     crosslang_tasks,
-    doc_block_query,
     explain_foreign,
     extract_functions,
-    go_doc_query,
     load_crosslang_stats,
+    skip_foreign_path_reason,
+)
+from workbench.corpus.doc_comments import (
+    doc_block_query,
+    go_doc_query,
     mask_leading_name,
     resolve_inline_tags,
     ruby_doc_query,
-    skip_foreign_path_reason,
 )
 from workbench.corpus.foreign_sources import ForeignSource, open_foreign_source
 from workbench.errors import WorkbenchError

@@ -17,20 +17,16 @@ import torch
 from stdlib_pairs import mine_stdlib_pairs
 
 from workbench.curation import (
-    HardNegatives,
     NegativeSampler,
     calibrate_delta,
     consistency_filter,
-    embed_pairs,
     kept_fraction_figure,
-    mine_hard_negatives,
     removed_examples,
     score_distribution_figure,
-    self_scores,
     suggest_delta,
-    topk_scores,
 )
 from workbench.errors import ParameterError, WorkbenchError
+from workbench.retrieval import HardNegatives, embed_pairs, mine_hard_negatives, search, self_scores
 from workbench.runtime import set_threads
 from workbench.training import TrainConfig, TrainingInterrupted, train
 
@@ -66,7 +62,7 @@ def corpus(minilm, tmp_path_factory):
     C[DUP] = C[0]  # bit-identical, as an exact duplicate would be with a deterministic encoder
     # the cache is hit on a second call (no encoding: the files are read back)
     Q2, C2 = embed_pairs(minilm, df, batch_size=64, cache_dir=cache, show_progress=False)
-    assert np.array_equal(Q, Q2) and len(list(cache.glob("*/meta.json"))) == 1
+    assert np.array_equal(Q, Q2) and sorted(f.name.split("-")[0] for f in cache.glob("*.npy")) == ["code", "query"]
     return df, Q, C
 
 
@@ -91,31 +87,33 @@ def test_embed_pairs_resumes_from_saved_parts(minilm, corpus, tmp_path, monkeypa
 
     def flaky(self, texts, *a, **kw):
         calls.append(len(texts))
-        if len(calls) == 4:
+        if len(calls) == 5:
             raise KeyboardInterrupt("simulated interruption")
         return real(self, texts, *a, **kw)
 
     monkeypatch.setattr(type(minilm), "encode", flaky)
-    with pytest.raises(KeyboardInterrupt):  # queries in parts of 8, 8, 4, then the first code part fails
+    with pytest.raises(KeyboardInterrupt):  # queries in parts of 8, 8, 4, codes 8, then the second code part fails
         embed_pairs(minilm, small, cache_dir=tmp_path, part_size=8, show_progress=False)
-    assert calls == [8, 8, 4, 8] and len(list(tmp_path.glob("*/parts/query-8-*.npy"))) == 3
+    # the queries are saved whole (their parts removed); of the codes, the first part is saved
+    assert calls == [8, 8, 4, 8, 8] and len(list(tmp_path.glob("query-*.npy"))) == 1 and not list(tmp_path.glob("query-*.parts"))
+    assert not list(tmp_path.glob("code-*.npy")) and len(list(tmp_path.glob("code-*.parts/*.npy"))) == 1
     q, c = embed_pairs(minilm, small, cache_dir=tmp_path, part_size=8, show_progress=False)
-    assert calls[4:] == [8, 8, 4]  # only the code parts were encoded again
-    assert not list(tmp_path.glob("*/parts/*.npy"))  # removed once the whole result is saved
+    assert calls[5:] == [8, 4]  # only the code parts not saved were encoded again
+    assert not list(tmp_path.glob("*.parts"))  # removed once the whole result is saved
     np.testing.assert_allclose(q, Q[1:21], atol=1e-5)
     np.testing.assert_allclose(c, C[1:21], atol=1e-5)
 
 
-def test_topk_scores_chunked_equals_numpy(corpus):
+def test_search_chunked_equals_numpy(corpus):
     _, Q, C = corpus
-    s1, i1 = topk_scores(Q, C, 7, chunk_size=41)
-    s2, i2 = topk_scores(Q, C, 7, chunk_size=100_000)
+    s1, i1 = search(Q, C, 7, chunk_size=41)
+    s2, i2 = search(Q, C, 7, chunk_size=100_000)
     assert np.array_equal(i1, i2) and np.array_equal(s1, s2)
     S = Q @ C.T
     ref = np.lexsort((np.broadcast_to(np.arange(len(C)), S.shape), -S), axis=-1)[:, :7]
     np.testing.assert_allclose(s1, np.take_along_axis(S, ref, axis=1), atol=1e-5)
     assert (np.diff(s1, axis=1) <= 0).all()
-    assert topk_scores(Q[:3], C[:5], 50)[1].shape == (3, 5)  # k capped at the corpus size
+    assert search(Q[:3], C[:5], 50)[1].shape == (3, 5)  # k capped at the corpus size
 
 
 @pytest.mark.parametrize("k", [1, 2, 5])
@@ -143,7 +141,7 @@ def test_consistency_filter_equals_brute_force(corpus, k):
     # the planted duplicate ties exactly with pair 0's own code: neither is pushed down by it
     assert S[0, DUP] == S[0, 0] and f.loc[0, "best_other_index"] == DUP
     # a shared search (as the notebook does for filter + mining) gives the same table
-    shared = topk_scores(Q, C, 40, chunk_size=64)
+    shared = search(Q, C, 40, chunk_size=64)
     g = consistency_filter(Q, C, k=k, delta=delta, chunk_size=37, precomputed=shared)
     pd.testing.assert_frame_equal(f, g)
 

@@ -255,9 +255,9 @@ def test_the_parameters_of_the_check():
 
     assert VALIDITY_KINDS == dv.KINDS
     assert resolve("cpu").datamap_validity is True and resolve("cpu").validity_fraction == 0.05
-    assert resolve("cpu").validity_kinds.split(",") == list(dv.KINDS)
+    assert resolve("cpu").validity_kinds == tuple(dv.KINDS)
     smoke = resolve("smoke")
-    assert smoke.validity_kinds == "random_swap" and smoke.validity_modes == "in_batch"
+    assert smoke.validity_kinds == ("random_swap",) and smoke.validity_modes == ("in_batch",)
     for bad, fragment in [({"validity_fraction": 0}, "validity_fraction"), ({"validity_fraction": 1}, "validity_fraction"),
                           ({"validity_kinds": "random_swap,flip"}, "validity_kinds"), ({"validity_kinds": ""}, "validity_kinds"),
                           ({"validity_modes": "both"}, "validity_modes")]:

@@ -13,7 +13,6 @@ import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from workbench import paths
-from workbench.benchmarks import RetrievalTask, load_cosqa
 from workbench.errors import WorkbenchError
 from workbench.evaluation import (
     EvalResult,
@@ -26,8 +25,9 @@ from workbench.evaluation import (
     paired_randomization_test,
     rank_of_first_relevant,
     ranking_table,
-    search,
 )
+from workbench.retrieval import search
+from workbench.tasks import RetrievalTask, load_cosqa
 
 
 def score_task(scores: np.ndarray, qrels: dict[str, dict[str, int]], k: int = 1000) -> pd.DataFrame:

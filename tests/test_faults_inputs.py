@@ -21,15 +21,6 @@ import torch
 from faults import fault
 from stdlib_pairs import mine_stdlib_pairs
 
-from workbench.benchmarks import (
-    LONG_CODE_CHARS,
-    load_advtest,
-    load_beir,
-    load_cosqa,
-    load_csn,
-    load_xlcost,
-    task_from_pairs,
-)
 from workbench.config import resolve
 from workbench.corpus import mine_corpus_source, mine_source, parse_source
 from workbench.corpus.sources import InstalledSource, StdlibSource, iter_source_files
@@ -38,6 +29,15 @@ from workbench.evaluation import evaluate
 from workbench.runs import open_run, run_notebooks
 from workbench.runtime import seed_everything, set_threads
 from workbench.sweep import load_sweep
+from workbench.tasks import (
+    LONG_CODE_CHARS,
+    load_advtest,
+    load_beir,
+    load_cosqa,
+    load_csn,
+    load_xlcost,
+    task_from_pairs,
+)
 from workbench.training import TrainConfig, train
 from workbench.viz import load_subset
 

@@ -350,7 +350,7 @@ def test_another_process_of_this_user_finds_the_embedded_servers_token(llm_serve
 
     import httpx
 
-    from workbench.llm.backends import server_token, token_dir
+    from workbench.llm.tokens import server_token, token_dir
 
     port = httpx.URL(llm_server.base_url).port
     path = token_dir() / f"{port}.token"
@@ -381,7 +381,7 @@ def test_another_process_of_this_user_finds_the_embedded_servers_token(llm_serve
 
 @pytest.mark.slow
 def test_server_is_stopped_when_the_body_raises(llm_server):
-    from workbench.llm.backends import token_dir
+    from workbench.llm.tokens import token_dir
 
     with pytest.raises(RuntimeError, match="boom"):
         with LlamaServer(llm_server.model_path, n_ctx=256, n_threads=1) as server:

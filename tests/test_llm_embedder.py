@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from stdlib_pairs import mine_stdlib_pairs
 
-from workbench.benchmarks import task_from_pairs
 from workbench.errors import ModelNotFoundError, ParameterError
 from workbench.evaluation import evaluate
 from workbench.llm import LLMEmbedder
+from workbench.tasks import task_from_pairs
 
 pytestmark = pytest.mark.slow
 

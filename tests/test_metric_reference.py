@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.benchmarks import load_beir, load_cosqa
 from workbench.corpus import mine_source
 from workbench.evaluation import ranking_table
+from workbench.tasks import load_beir, load_cosqa
 
 pytrec_eval = pytest.importorskip("pytrec_eval")
 

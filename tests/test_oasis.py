@@ -404,9 +404,9 @@ def test_oasis_variants_train_and_score_on_built_labels(tmp_path):
     import json
 
     from workbench import config
-    from workbench.benchmarks import task_from_pairs
     from workbench.oasis.pipeline import OrderLabels
     from workbench.oasis.variants import train_variants
+    from workbench.tasks import task_from_pairs
 
     df = _corpus()
     labels, codes = _labels_frame()

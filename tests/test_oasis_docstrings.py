@@ -11,15 +11,14 @@ import pytest
 
 from workbench.corpus.mining import iter_functions
 from workbench.errors import ParameterError
+from workbench.oasis.callgraph import call_graph, source_call_graph
 from workbench.oasis.docstrings import (
     DOCSTRING_SAMPLING,
-    call_graph,
     docstring_reject_reason,
     docstring_requests,
     function_context,
     llm_docstrings,
     parse_docstring,
-    source_call_graph,
 )
 
 UTIL = '''import os

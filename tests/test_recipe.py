@@ -13,11 +13,11 @@ import torch
 from stdlib_pairs import mine_stdlib_pairs
 
 from workbench import experiment, validation
-from workbench.benchmarks import load_cosqa, load_cosqa_pairs, task_from_pairs
 from workbench.config import resolve
 from workbench.errors import ParameterError
 from workbench.models.interpolation import interpolate, interpolate_state
 from workbench.runtime import set_threads
+from workbench.tasks import load_cosqa, load_cosqa_pairs, task_from_pairs
 from workbench.training import TrainConfig, train
 from workbench.training.losses import duplicate_mask, info_nce
 

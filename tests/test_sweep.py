@@ -238,7 +238,7 @@ def test_report_of_a_sweep(tmp_path):
 
 def test_report_paired_tables_carry_the_minimum_detectable_effect(tmp_path):
     """The report's paired tables (CSV, Markdown, LaTeX, report.md) show ``mde`` next to the interval."""
-    from workbench.selection import format_seed_table, paired_vs_baseline
+    from workbench.compare import format_seed_table, paired_vs_baseline
     from workbench.store import atomic_write_text
     from workbench.sweep import TableSpec
 

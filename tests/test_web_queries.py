@@ -7,12 +7,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from workbench.augment.chatdance import (
-    PARAPHRASE,
-    build_query_requests,
-    query_reject_reason,
-    rejection_counts,
-)
+from workbench.augment.prompts import PARAPHRASE, build_query_requests
+from workbench.augment.rewrites import query_reject_reason, rejection_counts
 from workbench.augment.web_queries import (
     WEB_CODE_CHARS,
     WEB_QUERY,

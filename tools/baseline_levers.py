@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench import experiment, selection, validation
+from workbench import compare, experiment, validation
 from workbench.config import parse_assignment, resolve
 from workbench.corpus.mining import with_docstring
 from workbench.runtime import set_threads
@@ -81,7 +81,7 @@ def lever_vs_base(rq: dict, ood: list[str], params, versus: str = "base") -> pd.
             continue
         others = {m: d for m, d in rq.items() if m != ref and m != "zero-shot" and m.endswith(" + WiSE") == bool(arm)}
         if others:
-            table = selection.paired_vs_baseline({ref: rq[ref], **others}, ref, ood, n_boot=params.n_boot, seed=params.seed)
+            table = compare.paired_vs_baseline({ref: rq[ref], **others}, ref, ood, n_boot=params.n_boot, seed=params.seed)
             rows.append(table.assign(versus=ref))
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
@@ -155,12 +155,12 @@ def main() -> None:
                   f"({time.time() - t1:.0f} s)", flush=True)
 
     all_s = pd.concat(summaries, ignore_index=True)
-    mean, std = selection.seed_table(all_s, ood)
+    mean, std = compare.seed_table(all_s, ood)
     reported = [c for c in mean.columns if c not in validation.VALIDATION_SETS]
     vmean = mean[[c for c in validation.VALIDATION_SETS if c in mean.columns]].mean(axis=1).rename("validation mean")
     table = pd.concat([mean[reported], vmean], axis=1).round(2)
     rq = {m: {t: v for t, v in d.items() if t not in validation.VALIDATION_SETS} for m, d in per_query.items()}
-    vs_zero = selection.paired_vs_baseline(rq, "zero-shot", ood, n_boot=params.n_boot, seed=params.seed)
+    vs_zero = compare.paired_vs_baseline(rq, "zero-shot", ood, n_boot=params.n_boot, seed=params.seed)
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 40)
     print("\nMRR (%), mean over seeds; validation mean = the sets choices are made on\n", table.to_string(), flush=True)

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from workbench import cartography, datamap_validity, selection
-    from workbench.config import parse_assignment, resolve
+    from workbench.config import as_names, parse_assignment, resolve
     from workbench.corpus import build_corpus
     from workbench.errors import WorkbenchError
     from workbench.experiment import fresh_encoder
@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     pd.set_option("display.max_columns", 40)
     try:
         params = resolve(args.preset, dict(parse_assignment(a) for a in args.overrides))
-        modes = [m.strip() for m in (args.modes or params.validity_modes).split(",") if m.strip()]
-        kinds = [k.strip() for k in (args.kinds or params.validity_kinds).split(",") if k.strip()]
+        modes = list(as_names(args.modes or params.validity_modes))
+        kinds = list(as_names(args.kinds or params.validity_kinds))
         fraction = params.validity_fraction if args.fraction is None else args.fraction
         set_threads(params.threads)
         seed_everything(params.seed)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 # libgomp reads its wait policy once, when the first library using it loads (torch, before llama.cpp):
 # spinning OpenMP threads made the LLM's encoding 2-3x slower on the shared 2-core CPU (see
-# workbench.llm.backends.openmp_environment)
+# workbench.llm.llamacpp.openmp_environment)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pandas as pd  # noqa: E402

@@ -24,7 +24,7 @@ run_dir = None
 import pandas as pd
 from IPython.display import display
 
-from workbench import cards, curation, experiment, ood, runs, selection
+from workbench import cards, compare, curation, experiment, ood, retrieval, runs
 from workbench.corpus import build_corpus, crosslang
 from workbench.models import BiEncoder
 from workbench.paths import data_dir
@@ -58,14 +58,14 @@ cards.source_table(in_dist)
 Every set keeps one function per query and drops queries seen in training.
 """),
 ("code", """
-suite = ood.build_ood_suite(P.corpus, groups={g: ood.OOD_GROUPS[g] for g in ["stdlib", *P.ood_groups.split(",")]})
-xl = crosslang.build_crosslang(languages=P.crosslang_languages.split(","), per_language_cap=P.crosslang_cap)
+suite = ood.build_ood_suite(P.corpus, groups={g: ood.OOD_GROUPS[g] for g in ["stdlib", *P.ood_groups]})
+xl = crosslang.build_crosslang(languages=list(P.crosslang_languages), per_language_cap=P.crosslang_cap)
 sets = ood.all_sets(pairs, suite, xl, seed=P.seed)
 cards.cards_table(sets, seed=P.seed)
 """),
 ("code", """
 cards.length_figure(sets).show()
-cards.source_table({name: sets[name] for name in P.ood_groups.split(",") if name in sets})
+cards.source_table({name: sets[name] for name in P.ood_groups if name in sets})
 """),
 ("md", """
 Five random examples of a few sets (the dataset cards hold them for every set):
@@ -118,7 +118,7 @@ look at the score distribution and the kept fraction per delta before choosing.
 ("code", """
 pool = experiment.training_sample(pairs, P.curation_pairs or len(in_dist["train"]), P.seed)
 proxy = BiEncoder.load(P.proxy_model, max_query_len=P.max_query_len, max_code_len=P.max_code_len)
-Q, C = curation.embed_pairs(proxy, pool, bf16=P.proxy_bf16, cache_dir=data_dir() / "curation" / "embeddings")
+Q, C = retrieval.embed_pairs(proxy, pool, bf16=P.proxy_bf16, cache_dir=data_dir() / "curation" / "embeddings")
 filt = curation.consistency_filter(Q, C, k=P.consistency_k, delta=P.consistency_delta, ids=pool["id"].tolist())
 print(f"{len(pool)} pairs; own code in the top {P.consistency_k}: {filt['in_top_k'].mean():.1%}; "
       f"kept at delta={P.consistency_delta}: {filt['kept'].mean():.1%}")
@@ -172,8 +172,8 @@ detectable effect "MDE (80%)": the smallest true difference this many queries de
 power at alpha 0.05.
 """),
 ("code", """
-arm_tests = selection.paired_vs_baseline(per_query, baseline="none", ood_tasks=ood_tasks, n_boot=P.n_boot, seed=P.seed)
-selection.format_paired(arm_tests, ["id_test", "cosqa_dev", "OOD avg"])
+arm_tests = compare.paired_vs_baseline(per_query, baseline="none", ood_tasks=ood_tasks, n_boot=P.n_boot, seed=P.seed)
+compare.format_paired(arm_tests, ["id_test", "cosqa_dev", "OOD avg"])
 """),
 ("code", """
 run.log_metrics({

@@ -43,9 +43,10 @@ import time
 import pandas as pd
 from IPython.display import display
 
-from workbench import embeddings, experiment, geometry, runs, selection
-from workbench.augment import chatdance, comparison, cross_encoder, pipeline, stats
+from workbench import compare, embeddings, experiment, geometry, runs
+from workbench.augment import comparison, filtering, pipeline, prompts, rewrites, stats
 from workbench.corpus import build_corpus
+from workbench.llm import llm_from_params
 from workbench.viz.datamap import export_for_paper
 
 run = runs.open_run("02_llm_augmentation", preset, overrides, run_dir)
@@ -75,12 +76,12 @@ OpenAI-compatible server on 127.0.0.1; `"openai"` talks to any such server (`llm
 their pinned sha256 before use.
 """),
 ("code", """
-llm = pipeline.llm_from_params(P)
+llm = llm_from_params(P)
 print(llm)
-chatdance.QUERY_PROMPT
+prompts.QUERY_PROMPT
 """),
 ("md", """
-The prompts are data (`chatdance.PromptSchema`: instruction, emphasis and caution, prior
+The prompts are data (`prompts.PromptSchema`: instruction, emphasis and caution, prior
 knowledge, task input, output context). Change one part with `dataclasses.replace` and pass the
 schema on, e.g. `pipeline.llm_candidates(llm, data, P, query_schema=my_schema)`. With a small local
 model (`llm_mode="single"`) each call asks for one rewrite after a few example turns, with a
@@ -88,7 +89,7 @@ different sampling seed per call; `"batched"` sends the paper's N-at-once prompt
 """),
 ("code", """
 example = data.query_pairs.iloc[0]
-for message in chatdance.build_query_requests(data.query_pairs.head(1), 1, P.llm_mode, chatdance.QUERY_PROMPT,
+for message in prompts.build_query_requests(data.query_pairs.head(1), 1, P.llm_mode, prompts.QUERY_PROMPT,
                                               None, P.seed)[0].messages[-2:]:
     print(f"--- {message['role']}\\n{message['content']}")
 """),
@@ -109,8 +110,8 @@ print(f"queries: {len(cands['queries'])} accepted in {cands['query_seconds']:.0f
 pd.DataFrame({"before": before, "after": after})
 """),
 ("code", """
-rejections = pd.concat([chatdance.rejection_counts(cands["query_log"].to_frame()),
-                        chatdance.rejection_counts(cands["code_log"].to_frame())])
+rejections = pd.concat([rewrites.rejection_counts(cands["query_log"].to_frame()),
+                        rewrites.rejection_counts(cands["code_log"].to_frame())])
 rejections
 """),
 ("md", """
@@ -119,7 +120,7 @@ rejections
 Trained from the MiniLM checkpoint on `filter_pairs` original training pairs, each with
 `filter_negatives` mined hard negatives and one random one, with class-balanced binary
 cross-entropy (AdamW, weight decay 0.01 as in the paper; lr 2e-5, because the paper's 8e-5 on a
-`[CLS]` classifier collapses at this scale, see `cross_encoder.train_cross_encoder`). The score is
+`[CLS]` classifier collapses at this scale, see `workbench.models.cross_encoder.train_cross_encoder`). The score is
 `sigmoid(scale * cos(query tokens, code tokens) + bias)` over the jointly encoded pair, in [0, 1].
 
 The table gives, per threshold, the fraction of pairs kept and the precision and recall of "kept"
@@ -133,17 +134,17 @@ pairs, and held-out mined test pairs against hard negatives.
 ("code", """
 ce = pipeline.filter_model(pairs, P)
 thresholds = sorted({0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, P.theta_c, P.theta_q})
-cosqa_check = cross_encoder.validate_cosqa(ce, thresholds=thresholds)
+cosqa_check = filtering.validate_cosqa(ce, thresholds=thresholds)
 heldout = pairs[pairs["split"] == "test"].sample(n=min(300, int((pairs["split"] == "test").sum())), random_state=P.seed)
-mined_check = cross_encoder.validate_pairs(ce, heldout, thresholds=thresholds, seed=P.seed)
+mined_check = filtering.validate_pairs(ce, heldout, thresholds=thresholds, seed=P.seed)
 print(f"CoSQA dev (human labels): ROC-AUC {cosqa_check['roc_auc']:.3f}; "
       f"held-out mined pairs: ROC-AUC {mined_check['roc_auc']:.3f}, "
       f"gold above its hard negative {mined_check['pair_accuracy']:.1%}")
-pd.concat({"CoSQA dev": cross_encoder.threshold_table(cosqa_check),
-           "held-out mined": cross_encoder.threshold_table(mined_check)})
+pd.concat({"CoSQA dev": filtering.threshold_table(cosqa_check),
+           "held-out mined": filtering.threshold_table(mined_check)})
 """),
 ("code", """
-fig = cross_encoder.score_figure(cosqa_check["scores"], cosqa_check["labels"], (P.theta_c, P.theta_q),
+fig = filtering.score_figure(cosqa_check["scores"], cosqa_check["labels"], (P.theta_c, P.theta_q),
                                  title="Cross-encoder scores on CoSQA dev (human labels)")
 written = export_for_paper(fig, run.path("figures", "chatdance_filter_cosqa"))
 fig.show()
@@ -205,8 +206,8 @@ ood_tasks = [t for t in tasks if t != "id_test"]
 seeds = [P.seed + i for i in range(P.aug_seeds)]
 grid = comparison.grid(comparison.parse_variants(P.aug_variants), seeds)
 summaries, per_query = comparison.train_variants(sets, grid, tasks, PE, run.path("models", "augment"))
-mean, std = selection.seed_table(summaries, ood_tasks)
-display(selection.format_seed_table(mean, std))
+mean, std = compare.seed_table(summaries, ood_tasks)
+display(compare.format_seed_table(mean, std))
 """),
 ("md", """
 ### Query-level paired tests against the baseline
@@ -216,11 +217,11 @@ reciprocal rank averaged over seeds, and the minimum detectable effect "MDE (80%
 true difference these queries and seeds detect with 80% power at alpha 0.05.
 """),
 ("code", """
-tests = selection.paired_vs_baseline(per_query, baseline="baseline", ood_tasks=ood_tasks, n_boot=P.n_boot, seed=P.seed)
-fig = selection.delta_figure(tests, "OOD avg", title="Augmentation vs baseline: OOD-average MRR difference")
+tests = compare.paired_vs_baseline(per_query, baseline="baseline", ood_tasks=ood_tasks, n_boot=P.n_boot, seed=P.seed)
+fig = compare.delta_figure(tests, "OOD avg", title="Augmentation vs baseline: OOD-average MRR difference")
 export_for_paper(fig, run.path("figures", "chatdance_ood_delta"))
 fig.show()
-selection.format_paired(tests)
+compare.format_paired(tests)
 """),
 ("md", """
 ### Alignment and uniformity of each model (Wang & Isola; ChatDANCE section V)
@@ -229,11 +230,11 @@ Lower is better for both: l_align is the mean squared distance of a query to its
 the log mean Gaussian potential of all embeddings.
 """),
 ("code", """
-from workbench import model_registry
+from workbench import run_models
 
-models = model_registry.trained_models(run.dir, base_model=P.model)
+models = run_models.trained_models(run.dir, base_model=P.model)
 models = models[models["chapter"].isin(["pre-trained", "02_llm_augmentation"])]
-analysis_tasks = {t: tasks[t] for t in P.analysis_sets.split(",") if t in tasks}
+analysis_tasks = {t: tasks[t] for t in P.analysis_sets if t in tasks}
 pair_emb = embeddings.pair_embeddings(dict(zip(models["label"], models["path"])), analysis_tasks, PE,
                                       run.path("analysis", "embeddings"), n=P.analysis_pairs)
 au = geometry.au_table(pair_emb, seed=P.seed)

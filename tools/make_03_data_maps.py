@@ -153,8 +153,8 @@ the corrupted and the clean pairs, and the **saturation**: the share of all pair
 """),
 ("code", """
 validity_dir = run.path("validity")  # outside models/: 05 and 06 analyse the chapters' models, not these
-validity_kinds = [k for k in P.validity_kinds.split(",") if k]
-validity_modes = [m for m in P.validity_modes.split(",") if m]
+validity_kinds = list(P.validity_kinds)
+validity_modes = list(P.validity_modes)
 validity = None
 if P.datamap_validity:
     validity = datamap_validity.validity_check(pairs, P, validity_dir, kinds=validity_kinds,

@@ -40,7 +40,7 @@ import dataclasses
 import pandas as pd
 from IPython.display import display
 
-from workbench import cartography, experiment, runs, selection
+from workbench import cartography, compare, experiment, runs, selection
 from workbench.corpus import build_corpus
 from workbench.viz.datamap import export_for_paper
 from workbench.viz.explorer import load_subset
@@ -58,7 +58,7 @@ The data-map run of `03_data_maps` is reused when this notebook runs in the same
 """),
 ("code", """
 pairs = build_corpus(P.corpus)
-select_names = [name.strip() for name in P.select_subsets.split(",") if name.strip()]
+select_names = list(P.select_subsets)
 if select_names:
     sample, datamap_run = selection.datamap_training(pairs, P, run.path("models", "datamap"))
     dmap = cartography.categorize(cartography.data_map(datamap_run.dynamics, mode=P.datamap_mode),
@@ -93,14 +93,7 @@ seeds = [P.seed + i for i in range(P.select_seeds)]
 if select_names:
     grid = selection.variants(list(subsets), seeds)
     zero_shot, _ = experiment.evaluate_suite(experiment.fresh_encoder(P), tasks, PE, label="zero-shot")
-    rows, per_query = [], {}
-    for v in grid:
-        summary, pq = experiment.train_and_evaluate(
-            v.label, subsets[v.subset], tasks, PE, run.path("models", "select", v.slug), **v.train_overrides(P))
-        rows.append(summary.assign(seed=v.seed))
-        for task, table in pq.items():
-            per_query.setdefault(v.label, {}).setdefault(task, []).append(table)
-    summaries = pd.concat(rows, ignore_index=True)
+    summaries, per_query = selection.train_variants(grid, subsets, tasks, PE, run.path("models", "select"))
     print(f"{len(grid)} models; training time {summaries.drop_duplicates(['model', 'seed'])['train_seconds'].sum() / 60:.1f} min")
 """),
 ("md", """
@@ -110,8 +103,8 @@ MRR (%) per test set and the average over the OOD sets; mean ± std over seeds.
 """),
 ("code", """
 if select_names:
-    mean, std = selection.seed_table(pd.concat([summaries, zero_shot.assign(seed=P.seed)]), ood_tasks)
-    display(selection.format_seed_table(mean, std))
+    mean, std = compare.seed_table(pd.concat([summaries, zero_shot.assign(seed=P.seed)]), ood_tasks)
+    display(compare.format_seed_table(mean, std))
     display(mean[["id_test", "OOD avg"]].sort_values("OOD avg", ascending=False).round(2))
 """),
 ("md", """
@@ -126,14 +119,14 @@ averaged); a difference smaller than it says little either way.
 """),
 ("code", """
 if select_names:
-    tests = selection.paired_vs_baseline(per_query, baseline="all", ood_tasks=ood_tasks, n_boot=P.n_boot, seed=P.seed)
+    tests = compare.paired_vs_baseline(per_query, baseline="all", ood_tasks=ood_tasks, n_boot=P.n_boot, seed=P.seed)
     ood_rows = tests[tests["task"] == "OOD avg"].set_index("variant")
     display(ood_rows)
-    display(selection.format_paired(tests))
+    display(compare.format_paired(tests))
 """),
 ("code", """
 if select_names:
-    fig = selection.delta_figure(tests, "OOD avg")
+    fig = compare.delta_figure(tests, "OOD avg")
     written = export_for_paper(fig, run.path("figures", "select_then_mixup_ood_delta"))
     print("written:", ", ".join(p.name for p in written))
     fig.show()
@@ -168,23 +161,23 @@ contrastive one, AST candidates only, threshold candidates only; next to plain i
 on the same pairs. `oasis_variants=""` skips this section.
 """),
 ("code", """
-from workbench.augment import pipeline as aug_pipeline
+from workbench.llm import llm_from_params
 from workbench.oasis import pipeline as oasis_pipeline
 from workbench.oasis import variants as oasis_variants
 
-oasis_names = oasis_variants.parse_variants(P.oasis_variants) if P.oasis_variants.strip() else []
+oasis_names = oasis_variants.parse_variants(P.oasis_variants) if P.oasis_variants else []
 if oasis_names:
-    order = oasis_pipeline.order_labels(pairs, P, aug_pipeline.llm_from_params(P))
+    order = oasis_pipeline.order_labels(pairs, P, llm_from_params(P))
     display(order.refined_fractions())
     oasis_seeds = [P.seed + i for i in range(P.oasis_seeds)]
     oasis_summaries, oasis_per_query = oasis_variants.train_variants(
         order, oasis_names, oasis_seeds, tasks, PE, run.path("models", "oasis"))
-    oasis_mean, oasis_std = selection.seed_table(oasis_summaries, ood_tasks)
-    display(selection.format_seed_table(oasis_mean, oasis_std))
+    oasis_mean, oasis_std = compare.seed_table(oasis_summaries, ood_tasks)
+    display(compare.format_seed_table(oasis_mean, oasis_std))
     oasis_base = oasis_variants.VARIANTS[oasis_names[0]].label
-    oasis_tests = selection.paired_vs_baseline(oasis_per_query, baseline=oasis_base, ood_tasks=ood_tasks,
+    oasis_tests = compare.paired_vs_baseline(oasis_per_query, baseline=oasis_base, ood_tasks=ood_tasks,
                                                n_boot=P.n_boot, seed=P.seed)
-    display(selection.format_paired(oasis_tests, ["id_test", "OOD avg"]))
+    display(compare.format_paired(oasis_tests, ["id_test", "OOD avg"]))
     print(f"training time {oasis_summaries.drop_duplicates(['model', 'seed'])['train_seconds'].sum() / 60:.1f} min")
 """),
 ("code", """

@@ -41,8 +41,8 @@ from workbench import (
     experiment,
     geometry,
     layerwise,
-    model_registry,
     projection,
+    run_models,
     runs,
 )
 from workbench.evaluation import ranking_table
@@ -52,7 +52,7 @@ run = runs.open_run("05_representation_analysis", preset, overrides, run_dir)
 P = run.params
 PE = dataclasses.replace(P, bf16_eval=P.select_bf16_eval)  # the precision 04 scored its models in
 cache = run.path("analysis", "embeddings")
-models = model_registry.require_trained(model_registry.trained_models(run.dir, P.model), run.dir, "05_representation_analysis")
+models = run_models.require_trained(run_models.trained_models(run.dir, P.model), run.dir, "05_representation_analysis")
 print("run folder:", run.dir)
 models[["name", "label", "chapter", "train_pairs", "OOD avg", "id_test"]]
 """),
@@ -64,7 +64,7 @@ sets, the other languages and CoSQA dev); the analysis uses the sets named by `a
 """),
 ("code", """
 pairs, sets, tasks = experiment.comparison_suite(P)
-analysis_tasks = {t: tasks[t] for t in P.analysis_sets.split(",") if t in tasks}
+analysis_tasks = {t: tasks[t] for t in P.analysis_sets if t in tasks}
 pd.DataFrame({"queries": {t: len(x.queries) for t, x in analysis_tasks.items()},
               "pool": {t: len(x.corpus) for t, x in analysis_tasks.items()}})
 """),
@@ -78,15 +78,15 @@ pairs for every model. In the scatter the lower left is better on both; the two 
 below are drawn larger.
 """),
 ("code", """
-chosen = models if P.analysis_models is None else models[models["name"].isin(P.analysis_models.split(","))]
+chosen = models if P.analysis_models is None else models[models["name"].isin(P.analysis_models)]
 pair_emb = embeddings.pair_embeddings(dict(zip(chosen["label"], chosen["path"])), analysis_tasks, PE, cache,
                                       n=P.analysis_pairs)
 au = geometry.au_table(pair_emb, seed=P.seed)
 au.pivot_table(index="model", columns="task", values=["align", "uniform"], sort=False).round(3)
 """),
 ("code", """
-A, B = P.compare_models.split(",") if P.compare_models else model_registry.default_pair(models, P.seed)
-row_a, row_b = model_registry.pick(models, A), model_registry.pick(models, B)
+A, B = P.compare_models if P.compare_models else run_models.default_pair(models, P.seed)
+row_a, row_b = run_models.pick(models, A), run_models.pick(models, B)
 label_a, label_b = row_a["label"], row_b["label"]
 fig = geometry.au_figure(au, "mean", highlight=(label_a, label_b),
                          title=f"Alignment vs uniformity, mean over {len(analysis_tasks)} test sets (lower is better)")
@@ -178,7 +178,7 @@ two compared models, on `layerwise_sets`. The last layer is each model's ordinar
 """),
 ("code", """
 lw_models = {"zero-shot": P.model, **compared}
-lw_tasks = {t: tasks[t] for t in P.layerwise_sets.split(",") if t in tasks}
+lw_tasks = {t: tasks[t] for t in P.layerwise_sets if t in tasks}
 lw = embeddings.by_model(lw_models, lambda enc, c: layerwise.layerwise_retrieval(
     enc, lw_tasks, k=P.k, batch_size=P.eval_batch_size, bf16=PE.bf16_eval, cache_dir=c, show_progress=False), PE, cache)
 layers = pd.concat([t.assign(model=m) for m, t in lw.items()], ignore_index=True)

@@ -31,15 +31,15 @@ import dataclasses
 
 from IPython.display import HTML, display
 
-from workbench import case_studies, embeddings, experiment, model_registry, runs, selection
-from workbench.benchmarks import task_from_pairs
+from workbench import case_studies, embeddings, experiment, run_models, runs, selection
+from workbench.tasks import task_from_pairs
 
 run = runs.open_run("06_case_studies", preset, overrides, run_dir)
 P = run.params
 PE = dataclasses.replace(P, bf16_eval=P.select_bf16_eval)  # the precision 04 scored its models in
-models = model_registry.require_trained(model_registry.trained_models(run.dir, P.model), run.dir, "06_case_studies")
-A, B = P.compare_models.split(",") if P.compare_models else model_registry.default_pair(models, P.seed)
-row_a, row_b = model_registry.pick(models, A), model_registry.pick(models, B)
+models = run_models.require_trained(run_models.trained_models(run.dir, P.model), run.dir, "06_case_studies")
+A, B = P.compare_models if P.compare_models else run_models.default_pair(models, P.seed)
+row_a, row_b = run_models.pick(models, A), run_models.pick(models, B)
 label_a, label_b = row_a["label"], row_b["label"]
 print(f"run folder: {run.dir}\\nA = {label_a} ({row_a['path']})\\nB = {label_b} ({row_b['path']})")
 """),

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.augment.chatdance import rejection_counts
-from workbench.augment.pipeline import llm_cache_dir, llm_from_params
+from workbench.augment.rewrites import rejection_counts
 from workbench.augment.web_queries import web_query_pairs
 from workbench.config import parse_assignment, resolve
 from workbench.corpus import build_corpus
 from workbench.experiment import training_sample
+from workbench.llm import llm_cache_dir, llm_from_params
 from workbench.runtime import set_threads
 from workbench.store import atomic_write_parquet
 

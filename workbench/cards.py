@@ -302,7 +302,7 @@ def embed_samples(
 ) -> dict[str, np.ndarray]:
     """Code embeddings of up to ``n_per_set`` random functions (seeded) of every set, for the
     distribution-gap test and its projection (cached under ``cache_dir`` when given)."""
-    from .embeddings import embed_texts
+    from .retrieval import embed_texts
 
     out = {}
     for name, sample in sample_sets(sets, n_per_set, seed).items():

@@ -20,10 +20,10 @@ from .errors import WorkbenchError
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .benchmarks import load_task
     from .evaluation import evaluate
     from .models import BiEncoder
     from .runtime import set_threads
+    from .tasks import load_task
 
     set_threads(args.threads)
     kwargs: dict[str, Any] = {}

@@ -15,6 +15,10 @@ from typing import Any
 
 from .errors import ParameterError
 
+Names = tuple[str, ...]
+"""A list parameter: a tuple of names. Given as a list (YAML, papermill, Python) or, on the command
+line and in presets, as one comma-separated string; either way it is read once, here, into a tuple."""
+
 
 @dataclass(frozen=True)
 class Params:
@@ -68,8 +72,8 @@ class Params:
     ablation_epochs: int = 1
     suite_queries: int | None = 300  # queries per OOD set in comparisons (None = all)
     suite_pool: int | None = 500  # functions per mined OOD set in comparisons (None = all)
-    ood_groups: str = "web,tooling"  # domain-shift groups mined from pinned wheels (workbench.ood.OOD_GROUPS)
-    crosslang_languages: str = "go,java,ruby,php,javascript,typescript"
+    ood_groups: Names = ("web", "tooling")  # domain-shift groups mined from pinned wheels (workbench.ood.OOD_GROUPS)
+    crosslang_languages: Names = ("go", "java", "ruby", "php", "javascript", "typescript")
     crosslang_cap: int = 2000
     gap_samples: int = 300  # code samples per set for the distribution-gap test and projection
     # data maps and Select then MixUp (03, 04)
@@ -82,9 +86,9 @@ class Params:
     ambiguous_q: float = 0.667
     datamap_validity: bool = True  # 03 trains the data-map run again on corrupted pairs: does low confidence flag them? (workbench.datamap_validity)
     validity_fraction: float = 0.05  # share of the data-map run's pairs given a wrong code
-    validity_kinds: str = "random_swap,near_miss"  # random_swap: another pair's code; near_miss: another function of the same file / package
-    validity_modes: str = "in_batch,fixed_pool"  # the dynamics the corrupted runs record and report (both: as the data-map run)
-    select_subsets: str = "all,easy,ambiguous,hard,ambiguous+hard,random"
+    validity_kinds: Names = ("random_swap", "near_miss")  # random_swap: another pair's code; near_miss: another function of the same file / package
+    validity_modes: Names = ("in_batch", "fixed_pool")  # the dynamics the corrupted runs record and report (both: as the data-map run)
+    select_subsets: Names = ("all", "easy", "ambiguous", "hard", "ambiguous+hard", "random")
     select_seeds: int = 1  # seeds per variant (seed, seed + 1, ...)
     select_epochs: int = 1
     subset_file: str | None = None  # a subset exported from the 03 explorer, trained as the extra variant "custom"
@@ -104,7 +108,7 @@ class Params:
     aug_code_pairs: int | None = 20  # pairs of D whose code is rewritten, by the LLM and by NatGen (None = all of D)
     aug_code_max_chars: int = 400  # longer functions are not rewritten (~120 tokens; with Qwen 0.5B on 2 cores a rewrite costs ~0.15 s per token of the original)
     aug_query_rewrites: int = 5  # rewrites per query (the paper: 15; stable from 5)
-    aug_code_techniques: str = "rename_method,rename_variables,library_functions,same_semantics,simplify"
+    aug_code_techniques: Names = ("rename_method", "rename_variables", "library_functions", "same_semantics", "simplify")
     aug_code_per_technique: int = 1  # rewrites per technique and code (the paper: 3)
     # keep an LLM query when the filter scores (q_aug, c) at least theta_q (the paper: 0.95; the
     # CPU-sized filter never scores that high: 0.8 is where its precision on held-out mined pairs
@@ -115,7 +119,7 @@ class Params:
     filter_negatives: int = 3  # mined hard negatives (+ random) per filter training pair
     filter_epochs: int = 1
     filter_max_length: int = 128  # query + code tokens the cross-encoder reads
-    aug_variants: str = "baseline,qra,natgen,llm_query,llm_code,llm_both,llm_nofilter"
+    aug_variants: Names = ("baseline", "qra", "natgen", "llm_query", "llm_code", "llm_both", "llm_nofilter")
     aug_seeds: int = 1  # seeds per variant (seed, seed + 1, ...); the paper reports the mean of 3
     aug_epochs: int = 1
     # OASIS order labels (papers/001): repository negatives, annotator labels, refinement, CoSENT
@@ -131,20 +135,20 @@ class Params:
     oasis_judge_max: int | None = None  # at most this many refinement candidates go to the LLM judge (None = all)
     oasis_contrastive_weight: float = 0.98  # w1 (InfoNCE)
     oasis_order_weight: float = 0.02  # w2 (CoSENT)
-    oasis_variants: str = "infonce,full,no_refinement,only_order,only_contrastive,ast_only,threshold_only"
+    oasis_variants: Names = ("infonce", "full", "no_refinement", "only_order", "only_contrastive", "ast_only", "threshold_only")
     oasis_seeds: int = 1  # seeds per variant (seed, seed + 1, ...)
     oasis_epochs: int = 1
     # representation analysis and case studies (05, 06): models found in the run folder
-    analysis_models: str | None = None  # comma-separated model names for the alignment/uniformity scatter (None = all)
-    compare_models: str | None = None  # "A,B": the two models compared side by side (None = all vs ambiguous+hard + MixUp)
-    analysis_sets: str = "id_test,stdlib,web,tooling,stdlib_obf,xl_java,cosqa_dev"  # sets of the alignment/uniformity table
+    analysis_models: Names | None = None  # model names for the alignment/uniformity scatter (None = all)
+    compare_models: Names | None = None  # (A, B), on the command line "A,B": the two models compared side by side (None = all vs ambiguous+hard + MixUp)
+    analysis_sets: Names = ("id_test", "stdlib", "web", "tooling", "stdlib_obf", "xl_java", "cosqa_dev")  # sets of the alignment/uniformity table
     analysis_pairs: int = 300  # test pairs per set for alignment/uniformity and the pair projection
     projection_set: str = "stdlib"  # the test set of the pair and neighbourhood projections
     pairs_projection: str = "tsne"  # umap | tsne | mds | pca (ChatDANCE Fig. 7 uses t-SNE)
     neighbours_projection: str = "mds"  # OASIS Fig. 3 uses MDS
     clouds_projection: str = "umap"
     neighbours_k: int = 50
-    layerwise_sets: str = "id_test,stdlib,stdlib_obf,xl_java,cosqa_dev"
+    layerwise_sets: Names = ("id_test", "stdlib", "stdlib_obf", "xl_java", "cosqa_dev")
     case_k: int = 5  # candidates per model in the case viewer
     # evaluation
     k: int = 1000
@@ -179,19 +183,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         consistency_delta=0.3,
         suite_queries=40,
         suite_pool=80,
-        ood_groups="web",
-        crosslang_languages="javascript",
+        ood_groups=("web",),
+        crosslang_languages=("javascript",),
         crosslang_cap=200,
         gap_samples=60,
         datamap_pairs=96,
         datamap_epochs=2,
         validity_fraction=0.15,
-        validity_kinds="random_swap",
-        validity_modes="in_batch",
-        select_subsets="all,ambiguous+hard",
-        analysis_sets="id_test,stdlib,cosqa_dev",
+        validity_kinds=("random_swap",),
+        validity_modes=("in_batch",),
+        select_subsets=("all", "ambiguous+hard"),
+        analysis_sets=("id_test", "stdlib", "cosqa_dev"),
         analysis_pairs=40,
-        layerwise_sets="id_test,stdlib",
+        layerwise_sets=("id_test", "stdlib"),
         neighbours_k=20,
         llm_model="smollm2-135m",
         aug_train_pairs=96,
@@ -199,16 +203,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         aug_code_pairs=2,
         filter_max_length=96,
         aug_query_rewrites=2,
-        aug_code_techniques="rename_variables,simplify",
+        aug_code_techniques=("rename_variables", "simplify"),
         filter_pairs=96,
         filter_negatives=1,
-        aug_variants="baseline,qra,natgen,llm_both",
+        aug_variants=("baseline", "qra", "natgen", "llm_both"),
         oasis_pairs=48,
         oasis_negatives=2,
         oasis_judge_max=16,
         oasis_llm_queries=4,
         oasis_judge_controls=4,
-        oasis_variants="infonce,full",
+        oasis_variants=("infonce", "full"),
     ),
     # the default: the full CoSQA dev pool, a short fine-tune, on a 2-core CPU; the data map from a
     # fixed pool of all 2,000 codes scored twice per epoch (docs/outcomes.md: 20% of pairs above
@@ -274,7 +278,24 @@ def _type_ok(value: Any, annotation: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
+    if typing.get_origin(hint) is tuple:
+        return isinstance(value, tuple) and all(isinstance(v, str) for v in value)
     return isinstance(value, hint)
+
+
+def _is_names(hint: Any) -> bool:
+    args = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    return any(typing.get_origin(a) is tuple for a in args)
+
+
+def as_names(value: Any) -> Any:
+    """A list parameter's value as a tuple of names: ``"a, b"`` and ``["a", "b"]`` give ``("a", "b")``
+    (blank items dropped); anything else is returned as it is (for the type check to refuse)."""
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return tuple(v.strip() for v in value if v.strip())
+    return value
 
 
 def allowed_parameters() -> dict[str, str]:
@@ -289,6 +310,7 @@ def resolve(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> Par
     overrides = dict(overrides or {})
     hints = typing.get_type_hints(Params)
     allowed = allowed_parameters()
+    overrides = {k: as_names(v) if k in hints and _is_names(hints[k]) else v for k, v in overrides.items()}
     for name, value in overrides.items():
         if name not in hints or name == "preset":
             listing = ", ".join(f"{k} ({t})" for k, t in allowed.items() if k != "preset")
@@ -299,7 +321,7 @@ def resolve(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> Par
             )
         if name in _ALLOWED_CHOICES and value not in _ALLOWED_CHOICES[name]:
             raise ParameterError(f"parameter {name!r} must be one of {_ALLOWED_CHOICES[name]}, got {value!r}")
-    values = {**PRESETS[preset], **overrides}
+    values = {k: as_names(v) if _is_names(hints[k]) else v for k, v in {**PRESETS[preset], **overrides}.items()}
     params = replace(Params(), preset=preset, **values)
     for name in (
         "threads", "epochs", "batch_size", "train_pairs", "k", "max_query_len", "max_code_len",
@@ -323,13 +345,11 @@ def resolve(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> Par
         raise ParameterError(f"parameter 'wise_alpha' must be in [0, 1] (a WiSE-FT mixing coefficient), got {params.wise_alpha!r}")
     if not 0.0 < params.validity_fraction < 1.0:
         raise ParameterError(f"parameter 'validity_fraction' must be strictly between 0 and 1, got {params.validity_fraction!r}")
-    kinds = [k.strip() for k in params.validity_kinds.split(",") if k.strip()]
-    if not kinds or any(k not in VALIDITY_KINDS for k in kinds):
-        raise ParameterError(f"parameter 'validity_kinds' must be a comma-separated list of {list(VALIDITY_KINDS)}, "
+    if not params.validity_kinds or any(k not in VALIDITY_KINDS for k in params.validity_kinds):
+        raise ParameterError(f"parameter 'validity_kinds' must be a list of {list(VALIDITY_KINDS)}, "
                              f"got {params.validity_kinds!r}")
-    modes = [m.strip() for m in params.validity_modes.split(",") if m.strip()]
-    if not modes or any(m not in ("in_batch", "fixed_pool") for m in modes):
-        raise ParameterError(f"parameter 'validity_modes' must be a comma-separated list of ['in_batch', 'fixed_pool'], "
+    if not params.validity_modes or any(m not in ("in_batch", "fixed_pool") for m in params.validity_modes):
+        raise ParameterError(f"parameter 'validity_modes' must be a list of ['in_batch', 'fixed_pool'], "
                              f"got {params.validity_modes!r}")
     for name in ("theta_q", "theta_c"):
         if not 0.0 <= getattr(params, name) <= 1.0:
@@ -373,6 +393,8 @@ def parse_value(name: str, raw: str) -> Any:
                 pass
         elif kind is str:
             return raw
+        elif typing.get_origin(kind) is tuple:
+            return as_names(text)
     expected = allowed_parameters()[name]
     hint_text = {bool: "true/false, yes/no, on/off or 1/0", int: "a whole number", float: "a number such as 3e-5"}
     detail = " or ".join(hint_text[k] for k in kinds if k in hint_text)

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import cartography
+from .config import as_names
 from .errors import ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -354,8 +355,8 @@ def gold_ranks(encoder: Any, pairs: pd.DataFrame, params: Params, show_progress:
     """The rank of each pair's own code when its query searches all the pairs' code (1-based;
     beyond ``params.k`` counts as ``params.k + 1``), indexed by pair id: e.g. the zero-shot
     difficulty of the pairs of a data map, for :func:`region_profile`."""
-    from .benchmarks import task_from_pairs
     from .evaluation import evaluate
+    from .tasks import task_from_pairs
 
     res = evaluate(encoder, task_from_pairs(pairs, "datamap_pairs"), k=params.k, batch_size=params.eval_batch_size,
                    bf16=params.bf16_eval, n_boot=0, seed=params.test_seed, show_progress=show_progress)
@@ -405,7 +406,7 @@ class CorruptionRun:
 
 def _modes(modes: Sequence[str] | str | None, what: str) -> tuple[str, ...]:
     if isinstance(modes, str):
-        modes = [m.strip() for m in modes.split(",") if m.strip()]
+        modes = as_names(modes)
     ms = MODES if modes is None else tuple(modes)
     bad = [m for m in ms if m not in MODES]
     if bad or not ms:
@@ -509,7 +510,7 @@ def validity_check(
     and tabulate how well low confidence flags the corrupted pairs (:func:`validity_table`, one
     row per kind and mode). ``pairs`` is the corpus (``build_corpus``)."""
     if isinstance(kinds, str):
-        kinds = [k.strip() for k in kinds.split(",") if k.strip()]
+        kinds = list(as_names(kinds))
     if not kinds:
         raise ParameterError(f"validity_check: no kinds given; choose from {list(KINDS)}")
     for k in kinds:

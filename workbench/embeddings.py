@@ -1,14 +1,13 @@
 """Embeddings of a model on a test set, cached on disk so the analysis chapters encode each text once.
 
-:func:`embed_texts` stores one ``.npy`` per (model, texts, kind, precision, max length) under a
-cache folder; :func:`embed_task` embeds a whole :class:`~workbench.benchmarks.RetrievalTask` (the
+Texts go through the workbench's one embedding cache (:func:`workbench.retrieval.embed_texts`,
+keyed by the texts and the model's weights); :func:`embed_task` embeds a whole :class:`~workbench.tasks.RetrievalTask` (the
 queries that have a relevant code, and the pool) into a :class:`TaskEmbeddings` that can search
 itself and name each query's gold row. The same rows :func:`workbench.evaluation.evaluate` scores.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,59 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from .benchmarks import RetrievalTask
 from .errors import WorkbenchError
-from .evaluation import search
-from .store import atomic_path, cache_key
+from .retrieval import embed_texts, search
+from .tasks import RetrievalTask
 
 __all__ = [
-    "TaskEmbeddings", "by_model", "embed_task", "embed_texts", "gold_cid", "model_key", "pair_embeddings", "task_pairs",
+    "TaskEmbeddings", "by_model", "embed_task", "gold_cid", "pair_embeddings", "task_pairs",
 ]
-
-
-def model_key(name_or_path: str | os.PathLike) -> str:
-    """What identifies a model's weights for caching: a folder's resolved path plus the size and
-    modification time of its weight files (a retrained model gets new keys); a registry name as is."""
-    p = Path(name_or_path)
-    if not p.is_dir():
-        return str(name_or_path)
-    stamp = sorted((f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in p.glob("*.safetensors"))
-    stamp += sorted((f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in p.glob("*.bin"))
-    return f"{p.resolve()}|{stamp}"
-
-
-def _texts_digest(texts: list[str]) -> str:
-    h = hashlib.sha256()
-    for t in texts:
-        h.update(t.encode("utf-8"))
-        h.update(b"\x00")
-    return h.hexdigest()
-
-
-def embed_texts(
-    encoder: Any, texts: list[str], kind: str, cache_dir: str | os.PathLike | None, *, bf16: bool = False,
-    batch_size: int = 64, show_progress: bool = True,
-) -> np.ndarray:
-    """``encoder.encode`` of ``texts`` (float32 rows), read from / written to ``cache_dir`` (atomic)."""
-    texts = list(texts)
-    if cache_dir is None:
-        return encoder.encode(texts, kind=kind, batch_size=batch_size, bf16=bf16, show_progress=show_progress)
-    name = getattr(encoder, "name", type(encoder).__name__)
-    key = cache_key({
-        "model": model_key(name), "kind": kind, "texts": _texts_digest(texts), "n": len(texts), "bf16": bf16,
-        "max_len": encoder.max_len(kind) if hasattr(encoder, "max_len") else None,
-    })
-    path = Path(cache_dir) / f"{kind}-{key}.npy"
-    if path.exists():
-        arr = np.load(path)
-        if arr.shape[0] == len(texts):
-            return arr
-    arr = np.asarray(encoder.encode(texts, kind=kind, batch_size=batch_size, bf16=bf16, show_progress=show_progress),
-                     dtype=np.float32)
-    with atomic_path(path, suffix=".npy") as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, arr)
-    return arr
 
 
 def gold_cid(task: RetrievalTask, qid: str, pos: dict[str, int] | None = None) -> str:

@@ -33,3 +33,7 @@ def reject_unknown_fields(cls: type, data: object, what: str) -> None:
     unknown = sorted(set(data) - known)  # type: ignore[arg-type]
     if unknown:
         raise ParameterError(f"{what}: unknown field(s) {unknown}; known: {sorted(known)}")
+
+
+class LLMError(WorkbenchError):
+    """An LLM server is unreachable, refuses a request or answers something that is not a chat completion."""

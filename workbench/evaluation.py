@@ -2,8 +2,9 @@
 
 Conventions (see ``docs/methods.md``):
 
-- **Search** is exact maximum inner product (faiss ``IndexFlatIP``) over L2-normalised embeddings,
-  i.e. cosine. Ties: faiss returns equal scores in an unspecified (heap) order, so :func:`search`
+- **Search** (:func:`workbench.retrieval.search`) is exact maximum inner product (faiss
+  ``IndexFlatIP``) over L2-normalised embeddings, i.e. cosine. Ties: faiss returns equal scores in
+  an unspecified (heap) order, so the search
   re-sorts the top k with equal scores in corpus-row order (lower row first); which of several
   codes tied at the k-th score make the cut stays faiss's choice. CodeXGLUE sorts the full score
   matrix with numpy, whose tie order is also arbitrary, so a tied gold's rank may differ there;
@@ -38,12 +39,12 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import faiss
 import numpy as np
 import pandas as pd
 
-from workbench.benchmarks import RetrievalTask
 from workbench.errors import WorkbenchError
+from workbench.retrieval import as_matrix, search
+from workbench.tasks import RetrievalTask
 
 __all__ = [
     "METRIC_COLUMNS",
@@ -59,7 +60,6 @@ __all__ = [
     "rank_of_first_relevant",
     "rank_order",
     "ranking_table",
-    "search",
 ]
 
 #: reported metric -> per-query column of the ranking table
@@ -81,40 +81,6 @@ class Encoder(Protocol):
     def encode(
         self, texts: list[str], kind: str, batch_size: int, bf16: bool, show_progress: bool
     ) -> np.ndarray: ...
-
-
-def _as_matrix(x: Any, what: str) -> np.ndarray:
-    a = np.ascontiguousarray(np.asarray(x, dtype=np.float32))
-    if a.ndim != 2:
-        raise WorkbenchError(f"{what} embeddings must be a 2-D array, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise WorkbenchError(f"{what} embeddings hold NaN or infinite values")
-    return a
-
-
-def search(query_emb: np.ndarray, corpus_emb: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product search (faiss IndexFlatIP): ``(scores, indices)``, each ``(n_queries, k')``.
-
-    ``k' = min(k, n_corpus)``; rows are sorted by decreasing score, equal scores by corpus row;
-    indices are corpus row numbers. Inputs are cast to contiguous float32.
-    """
-    q = _as_matrix(query_emb, "query")
-    c = _as_matrix(corpus_emb, "corpus")
-    if c.shape[0] == 0:
-        raise WorkbenchError("empty corpus: nothing to search")
-    if q.shape[1] != c.shape[1]:
-        raise WorkbenchError(f"query dim {q.shape[1]} != corpus dim {c.shape[1]}")
-    if k < 1:
-        raise WorkbenchError(f"k must be >= 1, got {k}")
-    k = min(int(k), c.shape[0])
-    if q.shape[0] == 0:
-        return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-    index = faiss.IndexFlatIP(c.shape[1])
-    index.add(c)
-    scores, indices = index.search(q, k)
-    # faiss leaves the order of equal scores unspecified (heap order): put tied codes in corpus-row order
-    order = np.lexsort((indices, -scores), axis=-1)
-    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(indices, order, axis=1)
 
 
 def rank_order(scores: np.ndarray) -> np.ndarray:
@@ -152,7 +118,7 @@ def ranking_table(
     ``task.qrels`` grade > 0. Every query must have a relevant code among ``cids``.
     """
     qids, cids = list(qids), list(cids)
-    query_emb, corpus_emb = _as_matrix(query_emb, "query"), _as_matrix(corpus_emb, "corpus")
+    query_emb, corpus_emb = as_matrix(query_emb, "query embeddings"), as_matrix(corpus_emb, "corpus embeddings")
     if len(qids) != len(query_emb) or len(cids) != len(corpus_emb):
         raise WorkbenchError(
             f"{len(qids)} qids / {len(query_emb)} query rows, "
@@ -438,7 +404,7 @@ def _encode(
     encoder: Encoder, texts: list[str], kind: str, batch_size: int, bf16: bool, show_progress: bool
 ) -> np.ndarray:
     emb = encoder.encode(texts, kind=kind, batch_size=batch_size, bf16=bf16, show_progress=show_progress)
-    emb = _as_matrix(emb, kind)
+    emb = as_matrix(emb, f"{kind} embeddings")
     if emb.shape[0] != len(texts):
         raise WorkbenchError(f"encoder returned {emb.shape[0]} {kind} rows for {len(texts)} texts")
     norms = np.linalg.norm(emb, axis=1)

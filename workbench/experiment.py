@@ -1,7 +1,7 @@
 """The standard protocol every chapter shares: which test sets, how a model is scored on them,
 and how run parameters become a training configuration.
 
-Test sets (all :class:`~workbench.benchmarks.RetrievalTask`):
+Test sets (all :class:`~workbench.tasks.RetrievalTask`):
 - ``id_test``: the in-distribution test split of the mined corpus (scientific packages),
 - ``stdlib``: the out-of-distribution standard-library set (domain shift),
 - ``cosqa``: CoSQA dev web queries against its 6,267-function pool (the shared benchmark files).
@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .benchmarks import RetrievalTask, load_cosqa, task_from_pairs
 from .config import Params
 from .errors import ParameterError
 from .evaluation import EvalResult, evaluate
+from .tasks import RetrievalTask, load_cosqa, task_from_pairs
 
 
 def shrink_pool(task: RetrievalTask, pool_size: int | None, seed: int = 0) -> RetrievalTask:
@@ -198,9 +198,9 @@ def comparison_suite(params: Params) -> tuple[pd.DataFrame, dict[str, pd.DataFra
     from .ood import OOD_GROUPS, all_sets, build_ood_suite
 
     pairs = build_corpus(params.corpus)
-    groups = ["stdlib", *[g for g in params.ood_groups.split(",") if g]]
+    groups = ["stdlib", *params.ood_groups]
     suite = build_ood_suite(params.corpus, groups={g: OOD_GROUPS[g] for g in groups})
-    xl = crosslang.build_crosslang(languages=params.crosslang_languages.split(","), per_language_cap=params.crosslang_cap)
+    xl = crosslang.build_crosslang(languages=list(params.crosslang_languages), per_language_cap=params.crosslang_cap)
     sets = all_sets(pairs, suite, xl, seed=params.test_seed)
     return pairs, sets, comparison_tasks(sets, params)
 
@@ -304,11 +304,12 @@ def train_and_evaluate(
                              columns={"train_pairs": len(train_pairs), "train_seconds": round(result.seconds, 1)})
 
 
-def parse_variant_names(spec: str, allowed: Any, param: str) -> list[str]:
-    """A comma-separated variants parameter (``aug_variants``, ``oasis_variants``) checked against ``allowed``."""
-    from .errors import ParameterError
+def parse_variant_names(spec: Any, allowed: Any, param: str) -> list[str]:
+    """A variants parameter (``aug_variants``, ``oasis_variants``: names, or one comma-separated
+    string) checked against ``allowed``."""
+    from .config import as_names
 
-    names = [n.strip() for n in spec.split(",") if n.strip()]
+    names = list(as_names(spec))
     unknown = [n for n in names if n not in allowed]
     if unknown or not names:
         raise ParameterError(f"{param}: unknown variant(s) {unknown or spec!r}; choose from {list(allowed)}")
@@ -320,8 +321,8 @@ def train_grid(jobs: Any, tasks: dict[str, RetrievalTask], params: Params,
     """:func:`train_and_evaluate` for each ``(label, seed, train_pairs, out_dir, train_kwargs, overrides)``.
 
     Returns the summaries (one row per model and task, with ``seed``) and the per-query tables as
-    ``per_query[label][task] = [one table per seed]``, the shapes ``selection.seed_table`` and
-    ``selection.paired_vs_baseline`` take.
+    ``per_query[label][task] = [one table per seed]``, the shapes ``compare.seed_table`` and
+    ``compare.paired_vs_baseline`` take.
     """
     rows, per_query = [], {}
     for label, seed, train_pairs, out_dir, train_kwargs, overrides in jobs:

@@ -18,13 +18,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import torch
 
-from .benchmarks import RetrievalTask
-from .embeddings import model_key
 from .errors import ParameterError
 from .evaluation import metrics_from_table, ranking_table
 from .models.encoder import autocast, pool
 from .progress import tqdm
+from .retrieval import encoder_key
 from .store import atomic_write_parquet, cache_key
+from .tasks import RetrievalTask
 
 __all__ = ["layer_embeddings", "layerwise_retrieval", "layerwise_figure", "first_layer_reaching"]
 
@@ -68,7 +68,7 @@ def layerwise_retrieval(
     for name, task in tasks.items():
         path = None
         if cache_dir is not None:
-            key = cache_key({"model": model_key(getattr(encoder, "name", "")), "task": name,
+            key = cache_key({"model": encoder_key(encoder, bf16), "task": name,
                              "q": sorted(task.queries)[:20], "nq": len(task.queries), "nc": len(task.corpus),
                              "k": k, "bf16": bf16, "max": [encoder.max_query_len, encoder.max_code_len]})
             path = Path(cache_dir) / f"layerwise-{name}-{key}.parquet"

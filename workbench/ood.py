@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .benchmarks import RetrievalTask, load_cosqa, task_from_pairs
 from .corpus.build import PAIR_COLUMNS, CorpusSpec, build_corpus, corpus_dir, mine_corpus_source, named_spec
 from .corpus.dedup import (
     code_tokens,
@@ -59,6 +58,7 @@ from .corpus.splits import one_per_query, stable_unit
 from .errors import ParameterError, WorkbenchError
 from .paths import data_dir as default_data_dir
 from .store import atomic_write_json, atomic_write_parquet, cache_key, read_json
+from .tasks import RetrievalTask, load_cosqa, task_from_pairs
 
 __all__ = [
     "OOD_GROUPS",
@@ -499,7 +499,7 @@ def suite_tasks(
     cosqa: bool = True,
     cosqa_dir: str | os.PathLike | None = None,
 ) -> dict[str, RetrievalTask]:
-    """A :class:`~workbench.benchmarks.RetrievalTask` per set (``task_from_pairs``: each query's
+    """A :class:`~workbench.tasks.RetrievalTask` per set (``task_from_pairs``: each query's
     gold is its own function, the pool is the set's code), plus ``cosqa_dev`` (``load_cosqa``).
 
     ``pool_size``: keep that many pairs per mined set (query and code both), so every set searches a

@@ -5,7 +5,7 @@ logged in its ``metrics.json`` are stacked, and per model (and grid point) the r
 mean and standard deviation over seeds of every test set's MRR and of the OOD average, as the
 papers report them (Select then MixUp Table 2, CoRNStack Table 5). The query-level paired tests
 against the table's baseline pool the seeds: each query's reciprocal rank is averaged over seeds
-first (``selection.paired_vs_baseline``), which needs the runs to score the same queries (the
+first (``compare.paired_vs_baseline``), which needs the runs to score the same queries (the
 example sweeps fix ``eval_seed``).
 
 Written, per table: ``<table>.csv`` (mean, std and seeds per cell, machine-readable),
@@ -115,7 +115,7 @@ def _tasks(long: pd.DataFrame, table: TableSpec) -> tuple[list[str], list[str]]:
 def seed_summary(long: pd.DataFrame, table: TableSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Mean and std (ddof 1) over seeds per model and grid point of each test set and the OOD average
     (the mean over the OOD sets within a seed, then over seeds); ``seeds`` counts the runs."""
-    from .selection import seed_table
+    from .compare import seed_table
 
     if long.empty:
         raise WorkbenchError(f"table {table.name!r}: no finished run logged {table.notebook}.{table.rows}")
@@ -129,7 +129,7 @@ def seed_summary(long: pd.DataFrame, table: TableSpec) -> tuple[pd.DataFrame, pd
 def per_query_tables(runs: list[RunInfo], table: TableSpec, names: list[str]) -> dict[str, dict[str, dict[str, list[pd.DataFrame]]]]:
     """Per grid point, per model row, per test set: the per-query tables of every seed, read from the
     evaluations each run cached beside its models (``models/<table.models>/...``)."""
-    from .model_registry import trained_models
+    from .run_models import trained_models
 
     out: dict[str, dict[str, dict[str, list[pd.DataFrame]]]] = {}
     if not table.models:
@@ -151,9 +151,9 @@ def per_query_tables(runs: list[RunInfo], table: TableSpec, names: list[str]) ->
 
 def paired_tests(runs: list[RunInfo], table: TableSpec, long: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Query-level paired bootstrap of every model against ``table.baseline`` per grid point, each
-    query's reciprocal rank averaged over seeds first (``selection.paired_vs_baseline``), each
+    query's reciprocal rank averaged over seeds first (``compare.paired_vs_baseline``), each
     difference with its minimum detectable effect (``mde``, MRR points, 80% power, alpha 0.05)."""
-    from .selection import paired_vs_baseline
+    from .compare import paired_vs_baseline
 
     if not table.baseline or long.empty:
         return pd.DataFrame()
@@ -220,7 +220,7 @@ def _write(path: Path, text: str, written: list[Path]) -> None:
 def report_tables(folder: str | os.PathLike, n_boot: int = 2000, seed: int = 0) -> dict[str, dict[str, Any]]:
     """Every table of a sweep or run folder: ``{name: {spec, long, mean, std, formatted, tests}}``
     (tables no finished run logged are left out)."""
-    from .selection import format_seed_table
+    from .compare import format_seed_table
 
     runs, tables, _ = load_runs(folder)
     out = {}
@@ -274,7 +274,7 @@ def write_report(folder: str | os.PathLike, out_dir: str | os.PathLike | None = 
     """Write every table (CSV, Markdown, LaTeX), its paired tests and figures, the run registry and an
     index ``report.md`` into ``out_dir`` (default ``<folder>/report``); returns the paths written.
     ``tables`` reuses what :func:`report_tables` returned."""
-    from .selection import delta_figure
+    from .compare import delta_figure
     from .viz.datamap import export_for_paper
 
     folder = Path(folder)

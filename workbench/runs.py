@@ -152,6 +152,8 @@ def run_notebooks(
     ``notebook_dir`` reads the chapters from another folder than the project's ``notebooks/``.
     """
     params = config.resolve(preset, overrides)  # fail before any work starts
+    # as JSON types (a list parameter given as a tuple is a list), the form params.yaml keeps them in
+    overrides = json.loads(json.dumps(overrides or {}))
     paths = select_notebooks(notebooks, notebook_dir)
     if not paths:
         raise WorkbenchError(f"no notebooks found in {notebook_dir or notebooks_dir()}")

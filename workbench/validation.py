@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .benchmarks import RetrievalTask, load_cosqa, load_cosqa_pairs, task_from_pairs
 from .config import Params
 from .errors import ParameterError
+from .tasks import RetrievalTask, load_cosqa, load_cosqa_pairs, task_from_pairs
 
 __all__ = ["VALIDATION_SETS", "cosqa_validation", "mined_validation", "validation_tasks", "validation_score"]
 

@@ -58,7 +58,7 @@ class AugVariant:
         return f"{self.name}-seed{self.seed}"
 
 
-def parse_variants(spec: str) -> list[str]:
+def parse_variants(spec: Any) -> list[str]:
     """The comma-separated ``aug_variants`` parameter, checked against :data:`LABELS`."""
     from ..experiment import parse_variant_names
 
@@ -93,8 +93,8 @@ def train_variants(
     """Train and score every variant (cached per slug under ``out_root``).
 
     Returns the summaries (one row per model and task, with ``seed``) and the per-query tables as
-    ``per_query[label][task] = [one table per seed]``, the shapes ``selection.seed_table`` and
-    ``selection.paired_vs_baseline`` take.
+    ``per_query[label][task] = [one table per seed]``, the shapes ``compare.seed_table`` and
+    ``compare.paired_vs_baseline`` take.
     """
     from ..experiment import train_grid
 

@@ -41,6 +41,10 @@ compile or equal the original (``ast.dump``). The rules, and what each assumes:
   (``self`` / ``cls`` never). Attributes, keyword names at call sites, strings, defaults and
   annotations of the function's own signature (evaluated outside it) are left alone. Skipped when the
   function reads its locals by name (``locals()``, ``vars()``, ``eval``, ``exec``, frame access).
+
+Why one module of this size: the five transforms share the AST helpers that make each of them
+semantics-preserving (parsing and unparsing, statement lists, bound and fresh names, which
+expressions are free of side effects and safe to reorder, symbol tables).
 """
 
 from __future__ import annotations

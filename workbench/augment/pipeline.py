@@ -1,13 +1,12 @@
 """The augmentation chapter's steps driven by run parameters (``workbench.config.Params``), so that
-notebook 02 calls one function per step: the LLM, the data to augment, the cross-encoder filter, the
-candidates of every augmenter and the training sets of the comparison (ChatDANCE, papers/002)."""
+notebook 02 calls one function per step: the data to augment, the cross-encoder filter, the
+candidates of every augmenter and the training sets of the comparison (ChatDANCE, papers/002). The
+LLM itself comes from ``workbench.llm.llm_from_params``."""
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -15,25 +14,6 @@ import pandas as pd
 from ..config import Params
 from ..paths import data_dir
 from ..store import cache_key
-
-
-def llm_cache_dir() -> Path:
-    """Where every LLM request and response is kept (shared by all runs: a re-run costs nothing);
-    ``WORKBENCH_LLM_CACHE`` overrides ``data/llm-cache``."""
-    return Path(os.environ.get("WORKBENCH_LLM_CACHE") or data_dir() / "llm-cache")
-
-
-def llm_from_params(params: Params, cache_dir: str | Path | None = None):
-    """The chat model the parameters name (``llm_backend``, ``llm_model``, ``llm_base_url``), wrapped
-    in the on-disk cache. The API key of an ``openai`` backend is read from ``OPENAI_API_KEY`` only."""
-    from ..llm import LOCAL_MODELS, CachedLLM, make_backend
-
-    if params.llm_backend == "openai":  # a local model name means "not chosen": OPENAI_MODEL then
-        model = None if params.llm_model in LOCAL_MODELS else params.llm_model
-        backend = make_backend("openai", model, base_url=params.llm_base_url)
-    else:
-        backend = make_backend(params.llm_backend, params.llm_model, n_ctx=4096, n_threads=params.threads)
-    return CachedLLM(backend, cache_dir or llm_cache_dir())
 
 
 @dataclass(frozen=True)
@@ -66,7 +46,7 @@ def filter_model(pairs: pd.DataFrame, params: Params, show_progress: bool = True
     """The cross-encoder filter trained on ``filter_pairs`` original training pairs (cached under
     ``data/cross-encoders/<key>/``, shared by runs with the same corpus and filter parameters)."""
     from ..experiment import training_sample
-    from .cross_encoder import train_cross_encoder
+    from ..models.cross_encoder import train_cross_encoder
 
     train = training_sample(pairs, params.filter_pairs, params.seed)
     key = cache_key({"corpus": params.corpus, "pairs": params.filter_pairs, "negatives": params.filter_negatives,
@@ -77,7 +57,7 @@ def filter_model(pairs: pd.DataFrame, params: Params, show_progress: bool = True
 
 
 def code_techniques(params: Params) -> list[str]:
-    return [t.strip() for t in params.aug_code_techniques.split(",") if t.strip()]
+    return list(params.aug_code_techniques)
 
 
 def llm_candidates(llm: Any, data: AugmentationData, params: Params, query_schema=None, code_schema=None,
@@ -85,20 +65,21 @@ def llm_candidates(llm: Any, data: AugmentationData, params: Params, query_schem
     """Query and code rewrites by the LLM (``rewrite_queries`` / ``rewrite_code``), validated, with
     their rejection logs and the generation time of each step (cache hits cost nothing)."""
     from . import chatdance as cd
+    from . import prompts as pr
 
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
     out["queries"], out["query_log"] = cd.rewrite_queries(
         llm, data.query_pairs, n=params.aug_query_rewrites, mode=params.llm_mode,
-        schema=query_schema or cd.QUERY_PROMPT,
-        sampling=replace(cd.DEFAULT_QUERY_SAMPLING, temperature=params.llm_temperature),
+        schema=query_schema or pr.QUERY_PROMPT,
+        sampling=replace(pr.DEFAULT_QUERY_SAMPLING, temperature=params.llm_temperature),
         concurrency=params.llm_concurrency, seed=params.seed, show_progress=show_progress)
     out["query_seconds"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     out["code"], out["code_log"] = cd.rewrite_code(
         llm, data.code_pairs, techniques=code_techniques(params), per_technique=params.aug_code_per_technique,
-        mode=params.llm_mode, schema=code_schema or cd.CODE_PROMPT,
-        sampling=replace(cd.DEFAULT_CODE_SAMPLING, temperature=params.llm_temperature),
+        mode=params.llm_mode, schema=code_schema or pr.CODE_PROMPT,
+        sampling=replace(pr.DEFAULT_CODE_SAMPLING, temperature=params.llm_temperature),
         concurrency=params.llm_concurrency, seed=params.seed, show_progress=show_progress)
     out["code_seconds"] = time.perf_counter() - t0
     return out

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ParameterError
+from ..pairs import check_pairs
 from ..progress import tqdm
 
 OPS = ("delete", "copy", "swap")
@@ -119,12 +120,8 @@ def augmented_id(orig_id: str, kind: str, op: str, text: str) -> str:
     return hashlib.sha256(f"{orig_id}|{kind}|{op}|{text}".encode()).hexdigest()[:16]
 
 
-def check_pairs(pairs: pd.DataFrame, per_pair: int) -> None:
-    if not isinstance(pairs, pd.DataFrame):
-        raise ParameterError(f"pairs: expected a pandas DataFrame, got {type(pairs).__name__}")
-    missing = [c for c in REQUIRED_COLUMNS if c not in pairs.columns]
-    if missing:
-        raise ParameterError(f"pairs: missing column(s) {missing}; has {list(pairs.columns)}")
+def _check_inputs(pairs: pd.DataFrame, per_pair: int) -> None:
+    check_pairs(pairs, "pairs", REQUIRED_COLUMNS, min_rows=0, text=(), unique_ids=False)
     if not isinstance(per_pair, (int, np.integer)) or isinstance(per_pair, bool) or per_pair < 0:
         raise ParameterError(f"per_pair: expected a non-negative int, got {per_pair!r}")
 
@@ -140,7 +137,7 @@ def augment_frame(
 ) -> pd.DataFrame:
     """The shared frame-level loop: ``rewrite(text, per_pair, rng)`` gives ``(op, new text)`` for the
     ``field`` of each row; each becomes a new row (see the module docstring for the columns)."""
-    check_pairs(pairs, per_pair)
+    _check_inputs(pairs, per_pair)
     base_cols = [c for c in pairs.columns if c not in AUG_COLUMNS]
     rows: list[dict] = []
     records = pairs[base_cols].to_dict("records")

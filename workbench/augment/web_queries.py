@@ -16,15 +16,9 @@ import pandas as pd
 
 from ..errors import ParameterError
 from ..llm import Sampling
-from .chatdance import (
-    ChatMany,
-    PromptSchema,
-    QueryExample,
-    RewriteRequest,
-    _check_pairs,
-    build_query_requests,
-    rewrite_queries,
-)
+from ..pairs import check_pairs
+from .chatdance import ChatMany, rewrite_queries
+from .prompts import PromptSchema, QueryExample, RewriteRequest, build_query_requests
 
 WEB_QUERY = "web_query"  # the technique name: aug_op of the rewrites, part of each request's seed
 
@@ -104,7 +98,7 @@ def web_query_pairs(
     reply with its ``reason`` (None = accepted): ``chatdance.rejection_counts(log)`` counts them.
     ``sampling``'s seed is replaced by a per-request seed derived from ``seed``.
     """
-    _check_pairs(pairs)
+    check_pairs(pairs, min_rows=0, text=())
     todo = sample_pairs(pairs, n, seed)
     cands, log = rewrite_queries(
         llm, todo, n=1, mode="single", schema=WEB_QUERY_PROMPT, sampling=sampling or WEB_QUERY_SAMPLING,

@@ -2,21 +2,22 @@
 chat model (in-process llama.cpp, an embedded llama_cpp.server, any OpenAI-compatible server), offline
 GGUF models from pip wheels with pinned sha256, and an on-disk cache of every request."""
 
+from ..errors import LLMError
 from .backends import (
     BACKEND_KINDS,
     LlamaCppBackend,
     LLMBackend,
-    LLMError,
     Message,
     OpenAIBackend,
     Sampling,
     check_messages,
     make_backend,
-    openmp_environment,
     stop_servers,
 )
 from .cache import CachedLLM, request_key, request_record
+from .configured import llm_cache_dir, llm_from_params
 from .embedder import LLMEmbedder
+from .llamacpp import openmp_environment
 from .local_models import (
     DEFAULT_MODEL,
     LOCAL_MODELS,
@@ -53,6 +54,8 @@ __all__ = [
     "check_messages",
     "file_sha256",
     "free_port",
+    "llm_cache_dir",
+    "llm_from_params",
     "local_model_path",
     "make_backend",
     "model_file",

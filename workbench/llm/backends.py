@@ -8,7 +8,7 @@ workbench runs that LLM three ways, all behind :class:`LLMBackend`:
   connection errors (``Retry-After`` honoured) and clear errors naming the URL;
 - :class:`LlamaCppBackend`: llama.cpp in-process on a local GGUF file (offline default);
 - ``make_backend("server", ...)``: an embedded ``llama_cpp.server`` on 127.0.0.1 reached over HTTP with the
-  random API token the server was started with (see :func:`register_server_token`).
+  random API token the server was started with (see :func:`workbench.llm.tokens.register_server_token`).
 
 ``describe()`` is the backend's identity in cache keys (:mod:`workbench.llm.cache`): it never holds
 an API key.
@@ -17,31 +17,25 @@ an API key.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import email.utils
 import os
 import random
-import stat
 import threading
 import time
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from ..errors import ParameterError, WorkbenchError
+from ..errors import LLMError, ParameterError
+from .llamacpp import extra_buffer_types, openmp_environment
+from .tokens import server_token
 
 Message = dict[str, str]
 """One chat turn: ``{"role": "system" | "user" | "assistant", "content": str}``."""
 
 ROLES = ("system", "user", "assistant")
 _ERROR_BODY_CHARS = 500
-
-
-class LLMError(WorkbenchError):
-    """An LLM server is unreachable, refuses a request or answers something that is not a chat completion."""
 
 
 @dataclass(frozen=True)
@@ -122,144 +116,6 @@ def _retry_after_seconds(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-_SERVER_TOKENS: dict[str, str] = {}
-_SERVER_TOKENS_LOCK = threading.Lock()
-
-
-def token_dir() -> Path:
-    """The folder where embedded servers leave their API tokens for this user's other processes (a
-    sweep's child, a notebook kernel): ``$XDG_RUNTIME_DIR`` (else the temp dir) ``/workbench-<uid>/
-    llm-tokens``, mode 0700. Refused (:class:`LLMError`) when it is a link, another user owns it, or
-    others may read it."""
-    import tempfile
-
-    root = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"workbench-{os.getuid()}"
-    folder = root / "llm-tokens"
-    for d in (root, folder):
-        with contextlib.suppress(FileExistsError):
-            d.mkdir(mode=0o700)
-        st = d.lstat()
-        if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() \
-                or st.st_mode & 0o077:
-            raise LLMError(f"{d}: not a private folder of this user (a link, another owner, or readable by "
-                           "others); remove it, then start the server again")
-    return folder
-
-
-def _token_path(base_url: str) -> Path | None:
-    """The token file of a loopback ``base_url`` (one per port), else None."""
-    import httpx
-
-    url = httpx.URL(base_url)
-    if url.host not in ("127.0.0.1", "localhost", "::1") or url.port is None:
-        return None
-    return token_dir() / f"{url.port}.token"
-
-
-def register_server_token(base_url: str, token: str | None, pid: int | None = None) -> None:
-    """Remember (``token``) or forget (None) the API token of an embedded server this process started at
-    ``base_url``: an :class:`OpenAIBackend` for that URL then sends it, whatever ``api_key`` it was given.
-
-    With ``pid`` (the server's process) the token is also written, mode 0600, to this user's private
-    :func:`token_dir`, so the user's other processes find it (:func:`server_token`) without it ever
-    reaching a command line, an environment another user can read, or a world-readable file."""
-    base_url = base_url.rstrip("/")
-    with _SERVER_TOKENS_LOCK:
-        if token:
-            _SERVER_TOKENS[base_url] = token
-        else:
-            _SERVER_TOKENS.pop(base_url, None)
-    path = _token_path(base_url)
-    if path is None:
-        return
-    if not token:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        return
-    if pid is None:
-        return
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"{pid} {token}\n")
-    os.replace(tmp, path)
-
-
-def server_token(base_url: str) -> str | None:
-    """The API token of the embedded server at ``base_url``: this process's own (registered), else the
-    one its starting process left in :func:`token_dir` while that server runs; None when neither."""
-    base_url = base_url.rstrip("/")
-    with _SERVER_TOKENS_LOCK:
-        if base_url in _SERVER_TOKENS:
-            return _SERVER_TOKENS[base_url]
-    try:
-        path = _token_path(base_url)
-    except LLMError:
-        return None
-    if path is None:
-        return None
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return None
-    with os.fdopen(fd) as fh:
-        st = os.fstat(fh.fileno())
-        if st.st_uid != os.getuid() or st.st_mode & 0o077:
-            return None
-        pid_text, _, token = fh.read().strip().partition(" ")
-    try:
-        os.kill(int(pid_text), 0)
-    except (ValueError, ProcessLookupError):
-        return None  # the server that wrote it is gone (killed before it could remove the file)
-    except PermissionError:
-        pass
-    return token or None
-
-
-def openmp_environment(env: dict[str, str] | None = None) -> dict[str, str]:
-    """Set ``OMP_WAIT_POLICY=PASSIVE`` (unless the user chose a policy) in ``env`` (default ``os.environ``).
-
-    llama.cpp built with OpenMP (as pip builds it here) lets its threads spin between operations. On a
-    shared, loaded CPU a spinning thread that loses its core stalls every step: measured on 2 busy cores,
-    SmolLM2's first prompt took 6-13 s with the default policy and 0.06 s with passive waiting. It must
-    be set before llama.cpp's library is loaded (libgomp reads it once).
-    """
-    target = os.environ if env is None else env
-    target.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    return target  # type: ignore[return-value]
-
-
-_EXTRA_BUFTS_LOCK = threading.Lock()
-
-
-@contextmanager
-def extra_buffer_types(enabled: bool) -> Iterator[None]:
-    """While ``llama_cpp.Llama`` loads a model inside this block, llama.cpp's "extra buffer types" (AMX
-    and CPU weight repacking, ``llama_model_params.use_extra_bufts``) are on or off as ``enabled`` says.
-
-    Off is the safe choice on the Firecracker VMs here: their CPU reports AMX, and llama-cpp-python
-    0.3.36's llama.cpp then dies in ``ggml_backend_amx_mul_mat`` on the first prompt of more than one
-    token (a general protection fault at ``ldtilecfg``; SmolLM2 and Qwen alike). ``Llama`` has no
-    argument for it, so its default model parameters are replaced while the block runs (under a lock).
-    ``workbench.llm.embedder`` does the same for the embedding model.
-    """
-    import llama_cpp.llama_cpp as low
-
-    with _EXTRA_BUFTS_LOCK:
-        original = low.llama_model_default_params
-
-        def patched():
-            params = original()
-            params.use_extra_bufts = bool(enabled)
-            return params
-
-        low.llama_model_default_params = patched
-        try:
-            yield
-        finally:
-            low.llama_model_default_params = original
 
 
 class OpenAIBackend:

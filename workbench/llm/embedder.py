@@ -12,7 +12,7 @@ preceded by a prompt prefix for its kind (none by default), and run once through
 llama.cpp (``llama_cpp.Llama(embedding=True, pooling_type=LLAMA_POOLING_TYPE_MEAN)``). The vector is the
 mean over the text's tokens (the BOS token included where the model adds one) of the last hidden
 state (the output of the final norm, before the language-model head), L2-normalised. Retrieval is
-then the workbench's exact cosine search (:func:`workbench.evaluation.search`): a query's score for a
+then the workbench's exact cosine search (:func:`workbench.retrieval.search`): a query's score for a
 function is the cosine of their two mean-pooled vectors. No weights change and no prompt asks the
 model anything; this is the plainest zero-shot use of a decoder's representations as embeddings.
 
@@ -30,7 +30,7 @@ about 1e-3 (relative) on this machine. ``batch_size`` only sets how often the pr
 llama-cpp-python 0.3.36 crashes (SIGSEGV in ``ggml_backend_amx_mul_mat``) on the first prompt. The
 embedder therefore loads the weights without llama.cpp's "extra buffer types" (AMX and CPU weight
 repacking: ``llama_model_params.use_extra_bufts = False``, through
-:func:`~workbench.llm.backends.extra_buffer_types`); ``repack=True`` restores llama.cpp's default.
+:func:`~workbench.llm.llamacpp.extra_buffer_types`); ``repack=True`` restores llama.cpp's default.
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ParameterError
+from ..errors import LLMError, ParameterError
 from ..progress import tqdm
-from .backends import LLMError, extra_buffer_types, openmp_environment
+from .llamacpp import extra_buffer_types, openmp_environment
 from .local_models import LOCAL_MODELS, local_model_path
 
 __all__ = ["LLMEmbedder"]
@@ -56,7 +56,7 @@ KINDS = ("query", "code")
 
 def _load_llama(path: Path, n_ctx: int, n_threads: int, repack: bool) -> Any:
     """``llama_cpp.Llama`` in embedding mode with mean pooling; ``repack=False`` loads the weights without
-    llama.cpp's extra buffer types (:func:`~workbench.llm.backends.extra_buffer_types`)."""
+    llama.cpp's extra buffer types (:func:`~workbench.llm.llamacpp.extra_buffer_types`)."""
     openmp_environment()
     try:
         import llama_cpp

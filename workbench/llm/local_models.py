@@ -23,11 +23,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ModelNotFoundError
+from ..errors import LLMError, ModelNotFoundError
 from ..paths import data_dir
 from ..progress import tqdm
 from ..store import atomic_path, atomic_write_json, sha256_file
-from .backends import LLMError
 
 
 class ModelChecksumError(LLMError):

@@ -11,9 +11,9 @@ Access: the server binds 127.0.0.1 only (``HOST`` / ``PORT`` in the environment,
 requires a random API token (``api_key``, made per server unless given) on every request, so another
 local user or a web page cannot use it. The token reaches the child through its environment
 (``API_KEY``), not its command line, which every local user can read; it is registered with
-:func:`~workbench.llm.backends.register_server_token` so an ``OpenAIBackend`` for ``base_url`` sends it,
+:func:`~workbench.llm.tokens.register_server_token` so an ``OpenAIBackend`` for ``base_url`` sends it,
 in this process and in this user's others (a sweep's child, a notebook kernel), which read it from a
-mode-0600 file in a private folder (:func:`~workbench.llm.backends.token_dir`) while the server runs.
+mode-0600 file in a private folder (:func:`~workbench.llm.tokens.token_dir`) while the server runs.
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from .backends import LLMError, openmp_environment, register_server_token
+from ..errors import LLMError
+from .llamacpp import openmp_environment
+from .tokens import register_server_token
 
 
 def free_port() -> int:

@@ -49,7 +49,7 @@ VARIANTS: dict[str, VariantSpec] = {
 }
 
 
-def parse_variants(spec: str) -> list[str]:
+def parse_variants(spec: Any) -> list[str]:
     """The comma-separated ``oasis_variants`` parameter, checked against :data:`VARIANTS`."""
     from ..experiment import parse_variant_names
 
@@ -69,7 +69,7 @@ def train_variants(built: OrderLabels, names: Sequence[str], seeds: Sequence[int
     """Train and score every variant x seed on ``built.train`` (the labelled pairs).
 
     Returns the summaries (one row per model and task, with ``seed``) and ``per_query[label][task]``
-    (one table per seed), the shapes ``selection.seed_table`` and ``selection.paired_vs_baseline`` take.
+    (one table per seed), the shapes ``compare.seed_table`` and ``compare.paired_vs_baseline`` take.
     """
     from ..experiment import train_grid
 

@@ -85,6 +85,7 @@ from safetensors.torch import load_model, save_model
 
 from workbench.errors import ParameterError, WorkbenchError, reject_unknown_fields
 from workbench.faultpoints import pause_point
+from workbench.pairs import check_pairs
 from workbench.progress import tqdm
 from workbench.runtime import autocast_context, seed_everything, tf32_context
 from workbench.store import atomic_path, atomic_write_json, atomic_write_parquet, cache_key, read_json
@@ -295,32 +296,6 @@ class TrainResult:
 
 
 # ---------------------------------------------------------------------------------- helpers
-def _check_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
-    if not isinstance(pairs, pd.DataFrame):
-        raise ParameterError(
-            f"pairs: expected a pandas DataFrame with columns id, query, code, got {type(pairs).__name__}"
-        )
-    missing = [c for c in ("id", "query", "code") if c not in pairs.columns]
-    if missing:
-        raise ParameterError(f"pairs: missing column(s) {missing}; have {list(pairs.columns)}")
-    if len(pairs) == 0:
-        raise ParameterError("pairs: no training pairs")
-    df = pairs[["id", "query", "code"]].reset_index(drop=True)
-    for col in ("query", "code"):
-        bad = df.index[~df[col].map(lambda x: isinstance(x, str))]
-        if len(bad):
-            raise ParameterError(
-                f"pairs: field '{col}' must be a string; row {int(bad[0])} has {df[col].iloc[bad[0]]!r}"
-            )
-    df["id"] = df["id"].astype(str)
-    dup = df["id"][df["id"].duplicated()]
-    if len(dup):
-        raise ParameterError(
-            f"pairs: field 'id' must be unique (the dynamics table is keyed by it); {dup.iloc[0]!r} repeats"
-        )
-    return df
-
-
 def _fingerprint_pairs(df: pd.DataFrame) -> str:
     h = hashlib.sha256()
     for i, q, c in zip(df["id"], df["query"], df["code"]):
@@ -726,7 +701,8 @@ def train(
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
     config = (config or TrainConfig()).validate()
-    df = _check_pairs(pairs)
+    df = check_pairs(pairs)[["id", "query", "code"]]
+    df["id"] = df["id"].astype(str)
     distributed.init_from_env()
     world, rank = distributed.world_size(), distributed.rank()
     if world > 1:

@@ -17,6 +17,9 @@ Every interaction is a public method (``select_points``, ``on_selection``, ``on_
 ``set_thresholds``, ``set_color``, ``export``), so the logic runs, and is tested, without a browser. Under
 ``WORKBENCH_HEADLESS=1`` (set by ``workbench run``) ``show()`` gives the static
 ``datamap_figure`` instead of widgets, which papermill can store.
+
+Why one module of this size: it is one widget; its state, its callbacks and the figure they update
+change together.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""The ChatDANCE filter: a cross-encoder that scores a (query, code) pair in [0, 1].
-
-ChatDANCE (Wang et al., ``shared/papers/002``, section III-B, Eq. 4; ``docs/methods.md`` section 2)
-concatenates query and code into one sequence, ``score = f_cross([Q, C])``, trains the model on the
-original training pairs (AdamW, lr 8e-5, weight decay 0.01) and keeps an augmented code when
-``score(q, c_aug) >= theta_c = 0.75`` and an augmented query when ``score(q_aug, c) >= theta_q = 0.95``.
+"""A cross-encoder that scores a (query, code) pair in [0, 1], as a model: its two heads, loading,
+scoring, and its training loop. ChatDANCE's filter (``workbench.augment.filtering``) is one use.
 
 Here the backbone is a Hugging Face folder (all-MiniLM-L6-v2 by default) and ``score = sigmoid(logit)``.
 Default head ("segment_cosine", :class:`SegmentCosineCrossEncoder`): the joint sequence is encoded once
@@ -14,8 +10,8 @@ loadable by ``sentence_transformers.CrossEncoder``) stays available, but all-Min
 with mean pooling, its ``[CLS]``/pooler carry no trained relevance signal, and at CPU scale (74 steps,
 400 pairs) that head barely learns (CoSQA AUC 0.56, every score ~0.52). The
 paper does not say which negatives the filter sees; we use, per training pair: the pair itself as
-a positive, its ``negatives`` hardest non-gold codes under a bi-encoder (the CoRNStack miner of
-:mod:`workbench.curation`, with its false-negative guard; codes whose text equals the gold, or whose
+a positive, its ``negatives`` hardest non-gold codes under a bi-encoder (the miner of
+:mod:`workbench.retrieval`, with its false-negative guard; codes whose text equals the gold, or whose
 query equals this query, are never negatives) and one random code, all labelled 0. Loss: binary
 cross-entropy on the logit. Query and code are tokenised as a sentence pair, truncated
 ``longest_first`` to ``max_length`` tokens (queries are short, so the code is what gets cut), as
@@ -23,14 +19,14 @@ cross-entropy on the logit. Query and code are tokenised as a sentence pair, tru
 "segment_cosine" folder (encoder + ``workbench_head`` in ``config.json``) only via :meth:`CrossEncoderFilter.load`.
 
 The finished model folder holds ``workbench_cross_encoder.json`` (training parameters, a fingerprint
-of the pairs, timings); :func:`train_cross_encoder` reuses the folder when they match. Validation:
-:func:`validate_cosqa` on the 604 human-labelled CoSQA dev pairs, :func:`validate_pairs` on held-out
-mined pairs with hard or random negatives; both report :func:`binary_metrics`.
+of the pairs, timings); :func:`train_cross_encoder` reuses the folder when they match.
+
+Why one module of this size: the model and its training loop share the folder format, the heads
+and the calibration of the head's bias.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import os
@@ -46,33 +42,22 @@ import numpy as np
 import pandas as pd
 import torch
 
-from workbench.errors import InputFormatError, ParameterError, WorkbenchError
+from workbench.errors import ParameterError, WorkbenchError
+from workbench.pairs import check_pairs
 from workbench.progress import tqdm
 from workbench.store import atomic_write_json, cache_key
 
 __all__ = [
     "CONFIG_NAME",
-    "THETA_CODE",
-    "THETA_QUERY",
+    "HEADS",
     "CrossEncoderFilter",
-    "binary_metrics",
-    "load_cosqa_labelled",
+    "SegmentCosineCrossEncoder",
+    "check_positive_int",
     "mine_negatives",
     "pair_examples",
-    "pairwise_accuracy",
-    "score_figure",
-    "strip_docstring",
-    "threshold_table",
     "train_cross_encoder",
-    "validate_cosqa",
-    "validate_pairs",
 ]
 
-THETA_CODE = 0.75
-"""ChatDANCE's threshold for augmented code: keep (q, c_aug) when its score >= 0.75."""
-THETA_QUERY = 0.95
-"""ChatDANCE's threshold for augmented queries: keep (q_aug, c) when its score >= 0.95."""
-DEFAULT_THRESHOLDS = (0.5, THETA_CODE, THETA_QUERY)
 CONFIG_NAME = "workbench_cross_encoder.json"
 FORMAT_VERSION = 1
 WARMUP_FRACTION = 0.1
@@ -98,23 +83,7 @@ def _check_head(head: Any) -> str:
 
 
 # ------------------------------------------------------------------------------ input checks
-def _check_pairs(pairs: Any, what: str, columns: Sequence[str] = REQUIRED_COLUMNS) -> pd.DataFrame:
-    if not isinstance(pairs, pd.DataFrame):
-        raise ParameterError(f"{what}: expected a pandas DataFrame with columns {list(columns)}, got {type(pairs).__name__}")
-    missing = [c for c in columns if c not in pairs.columns]
-    if missing:
-        raise ParameterError(f"{what}: missing column(s) {missing}; present: {list(pairs.columns)}")
-    if len(pairs) == 0:
-        raise ParameterError(f"{what}: no pairs (empty DataFrame)")
-    for c in ("query", "code"):
-        if c in columns:
-            bad = [i for i, t in enumerate(pairs[c].tolist()) if not isinstance(t, str) or not t.strip()]
-            if bad:
-                raise ParameterError(f"{what}: column '{c}' has empty or non-text values at rows {bad[:5]}")
-    return pairs.reset_index(drop=True)
-
-
-def _check_positive_int(name: str, v: Any, minimum: int = 1) -> int:
+def check_positive_int(name: str, v: Any, minimum: int = 1) -> int:
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
         raise ParameterError(f"{name}: expected an integer >= {minimum}, got {v!r}")
     return int(v)
@@ -126,17 +95,6 @@ def _check_rate(name: str, v: Any, positive: bool) -> float:
     if v < 0 or (positive and v == 0):
         raise ParameterError(f"{name}: expected a number {'>' if positive else '>='} 0, got {v!r}")
     return float(v)
-
-
-def _check_thresholds(thresholds: Sequence[float]) -> list[float]:
-    try:
-        ts = [float(t) for t in thresholds]
-    except (TypeError, ValueError):
-        raise ParameterError(f"thresholds: expected numbers in [0, 1], got {thresholds!r}") from None
-    bad = [t for t in ts if not 0.0 <= t <= 1.0]
-    if bad or not ts:
-        raise ParameterError(f"thresholds: expected one or more numbers in [0, 1], got {thresholds!r}")
-    return ts
 
 
 # ------------------------------------------------------------------------------ negatives
@@ -152,7 +110,7 @@ def mine_negatives(
 ) -> pd.DataFrame:
     """Negatives per pair: ``hard`` top-ranked non-gold codes under ``encoder`` plus ``random`` random codes.
 
-    Hard negatives come from :func:`workbench.curation.mine_hard_negatives` on the bi-encoder's
+    Hard negatives come from :func:`workbench.retrieval.mine_hard_negatives` on the bi-encoder's
     embeddings of ``pairs`` (exact search, the own code, codes with the gold's text and likely false
     negatives with ``S_ij > 0.95 S_ii`` left out), then codes whose pair has the same query text are
     dropped too. Random negatives are drawn (seeded) from the other pairs' codes, never a code equal
@@ -161,11 +119,11 @@ def mine_negatives(
     ``kind`` ("hard" | "random"), ``rank`` (0-based among its kind), ``bi_score`` (S_ij; NaN for random).
     A row can get fewer than asked when the pool is small.
     """
-    from workbench.curation import embed_pairs, mine_hard_negatives
+    from workbench.retrieval import embed_pairs, mine_hard_negatives
 
-    pairs = _check_pairs(pairs, "pairs", ("query", "code"))
-    hard = _check_positive_int("hard", hard, 0)
-    random = _check_positive_int("random", random, 0)
+    pairs = check_pairs(pairs, "pairs", ("query", "code"), blank_text=False, unique_ids=False)
+    hard = check_positive_int("hard", hard, 0)
+    random = check_positive_int("random", random, 0)
     if hard and encoder is None:
         raise ParameterError("mine_negatives: hard negatives need a bi-encoder (encoder=None); pass one or hard=0")
     n = len(pairs)
@@ -207,7 +165,7 @@ def pair_examples(pairs: pd.DataFrame, negatives: pd.DataFrame) -> pd.DataFrame:
 
     Columns ``query``, ``code``, ``label`` (int), ``kind`` ("gold" | "hard" | "random"), ``row``.
     """
-    pairs = _check_pairs(pairs, "pairs", ("query", "code"))
+    pairs = check_pairs(pairs, "pairs", ("query", "code"), blank_text=False, unique_ids=False)
     missing = [c for c in ("row", "neg_row", "kind") if c not in negatives.columns]
     if missing:
         raise ParameterError(f"negatives: missing column(s) {missing}")
@@ -328,7 +286,7 @@ class CrossEncoderFilter:
         tokenizer = AutoTokenizer.from_pretrained(folder)
         model.eval()
         info = {"base": str(base), "head": head}
-        return cls(model, tokenizer, _check_positive_int("max_length", max_length, 8), None, info)
+        return cls(model, tokenizer, check_positive_int("max_length", max_length, 8), None, info)
 
     @property
     def device(self) -> torch.device:
@@ -366,7 +324,7 @@ class CrossEncoderFilter:
             i = bad[0]
             which = "queries" if i < len(queries) else "codes"
             raise ParameterError(f"score: {which}[{i % len(queries)}] is a {type((queries + codes)[i]).__name__}, not text")
-        batch_size = _check_positive_int("batch_size", batch_size)
+        batch_size = check_positive_int("batch_size", batch_size)
         lengths = np.fromiter((len(q) + len(c) for q, c in zip(queries, codes)), dtype=np.int64, count=len(queries))
         order = np.argsort(-lengths, kind="stable")
         out = np.empty(len(queries), dtype=np.float32)
@@ -439,7 +397,7 @@ def _cache_params(
     pairs: pd.DataFrame, base: str, miner: str, negatives: int, epochs: int, lr: float, weight_decay: float,
     batch_size: int, max_length: int, seed: int, head: str, balanced: bool,
 ) -> dict[str, Any]:
-    from workbench.curation import texts_fingerprint
+    from workbench.retrieval import texts_fingerprint
 
     return {
         "format_version": FORMAT_VERSION,
@@ -521,11 +479,11 @@ def train_cross_encoder(
     from workbench.models import BiEncoder
     from workbench.runtime import pick_device, seed_everything
 
-    pairs = _check_pairs(pairs, "pairs")
-    negatives = _check_positive_int("negatives", negatives, 0)
-    epochs = _check_positive_int("epochs", epochs)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    max_length = _check_positive_int("max_length", max_length, 8)
+    pairs = check_pairs(pairs, "pairs", REQUIRED_COLUMNS, blank_text=False, unique_ids=False)
+    negatives = check_positive_int("negatives", negatives, 0)
+    epochs = check_positive_int("epochs", epochs)
+    batch_size = check_positive_int("batch_size", batch_size)
+    max_length = check_positive_int("max_length", max_length, 8)
     lr = _check_rate("lr", lr, positive=True)
     weight_decay = _check_rate("weight_decay", weight_decay, positive=False)
     head = _check_head(head)
@@ -658,227 +616,3 @@ def _version(dist: str) -> str:
         return ""
 
 
-# ------------------------------------------------------------------------------ metrics
-def binary_metrics(scores: Sequence[float], labels: Sequence[int], thresholds: Sequence[float] = DEFAULT_THRESHOLDS) -> dict[str, Any]:
-    """ROC-AUC and, per threshold t (predict "match" when ``score >= t``, as ChatDANCE keeps a pair),
-    accuracy, precision, recall and the kept fraction.
-
-    Returns ``{"n", "positives", "roc_auc", "mean_score_pos", "mean_score_neg", "thresholds": [{"threshold",
-    "accuracy", "precision", "recall", "kept_fraction", "kept"}, ...]}``; a value that is undefined
-    (AUC with one class only, precision when nothing is kept, recall with no positives) is None.
-    """
-    from sklearn.metrics import roc_auc_score
-
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    y = np.asarray(labels).ravel()
-    if len(s) != len(y):
-        raise ParameterError(f"binary_metrics: {len(s)} scores but {len(y)} labels")
-    if len(s) == 0:
-        raise ParameterError("binary_metrics: no scores")
-    if not np.isfinite(s).all():
-        raise ParameterError("binary_metrics: scores contain NaN or infinite values")
-    if not np.isin(y, (0, 1)).all():
-        raise ParameterError(f"binary_metrics: labels must be 0 or 1, got {sorted(set(y.tolist()) - {0, 1})[:5]}")
-    y = y.astype(bool)
-    ts = _check_thresholds(thresholds)
-    pos = int(y.sum())
-    rows = []
-    for t in ts:
-        pred = s >= t
-        tp = int((pred & y).sum())
-        kept = int(pred.sum())
-        rows.append(
-            {
-                "threshold": t,
-                "accuracy": float((pred == y).mean()),
-                "precision": tp / kept if kept else None,
-                "recall": tp / pos if pos else None,
-                "kept_fraction": kept / len(s),
-                "kept": kept,
-            }
-        )
-    return {
-        "n": len(s),
-        "positives": pos,
-        "roc_auc": float(roc_auc_score(y, s)) if 0 < pos < len(s) else None,
-        "mean_score_pos": float(s[y].mean()) if pos else None,
-        "mean_score_neg": float(s[~y].mean()) if pos < len(s) else None,
-        "thresholds": rows,
-    }
-
-
-def pairwise_accuracy(gold_scores: Sequence[float], negative_scores: Sequence[float]) -> float:
-    """The fraction of (gold, negative) comparisons the gold wins (ties count half)."""
-    g = np.asarray(gold_scores, dtype=np.float64).ravel()
-    n = np.asarray(negative_scores, dtype=np.float64).ravel()
-    if len(g) != len(n) or len(g) == 0:
-        raise ParameterError(f"pairwise_accuracy: expected two equal, non-empty lists, got {len(g)} and {len(n)}")
-    return float(((g > n) + 0.5 * (g == n)).mean())
-
-
-def threshold_table(metrics: dict[str, Any]) -> pd.DataFrame:
-    """The per-threshold rows of a :func:`binary_metrics` result as a DataFrame (with ``roc_auc`` repeated)."""
-    df = pd.DataFrame(metrics["thresholds"])
-    df.insert(0, "roc_auc", metrics["roc_auc"])
-    return df
-
-
-# ------------------------------------------------------------------------------ CoSQA
-def strip_docstring(code: str) -> str:
-    """``code`` without the docstring of its function (as the mined corpus stores code); unparsable
-    code, or code that is not a single function, is returned unchanged."""
-    from workbench.corpus.mining import function_code
-
-    try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
-        return code
-    if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
-        return code
-    out = function_code(code.split("\n"), tree.body[0])
-    return out if out.strip() else code
-
-
-def load_cosqa_labelled(path: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The human-labelled CoSQA pairs (``cosqa-dev.json``: a list of ``{idx, doc, code, label}``) as a
-    DataFrame ``idx, query, code, label``. Default: ``paths.cosqa_dir() / "cosqa-dev.json"``.
-
-    A malformed record raises :class:`InputFormatError` naming the file, the record's index in the
-    list (and its line) and the field.
-    """
-    from workbench import paths
-    from workbench.benchmarks import read_json_records
-
-    path = Path(path) if path is not None else paths.cosqa_dir() / "cosqa-dev.json"
-    if not path.is_file():
-        raise WorkbenchError(f"CoSQA labelled pairs not found: {path} does not exist (set WORKBENCH_COSQA)")
-    records = read_json_records(path)
-    if not records:
-        raise InputFormatError(path, "no records: the list is empty")
-    rows = []
-    for i, (line, rec) in enumerate(records):
-        where = f"record {i}" + (f" (idx {rec['idx']!r})" if "idx" in rec else "")
-        for name in ("doc", "code"):
-            v = rec.get(name)
-            if not isinstance(v, str) or not v.strip():
-                what = "missing" if name not in rec else f"expected non-empty text, got {v!r:.40}"
-                raise InputFormatError(path, f"{where}: {what}", line=line, field=name)
-        label = rec.get("label", None)
-        if isinstance(label, bool) or label not in (0, 1, "0", "1"):
-            what = "missing" if "label" not in rec else f"expected 0 or 1, got {label!r:.40}"
-            raise InputFormatError(path, f"{where}: {what}", line=line, field="label")
-        rows.append({"idx": str(rec.get("idx", i)), "query": rec["doc"], "code": rec["code"], "label": int(label)})
-    df = pd.DataFrame(rows, columns=["idx", "query", "code", "label"])
-    df.attrs["path"] = str(path)
-    return df
-
-
-def validate_cosqa(
-    filter: CrossEncoderFilter,
-    path: str | os.PathLike | None = None,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    *,
-    strip_docstrings: bool = False,
-    batch_size: int = 64,
-    show_progress: bool = False,
-) -> dict[str, Any]:
-    """:func:`binary_metrics` of the filter on the human-labelled CoSQA dev pairs (604, label 1 = the
-    code answers the query). CoSQA's code keeps its docstring while the mined corpus's does not;
-    ``strip_docstrings`` removes it first. The result also holds ``scores`` and ``labels`` (lists)."""
-    df = load_cosqa_labelled(path)
-    codes = [strip_docstring(c) for c in df["code"]] if strip_docstrings else df["code"].tolist()
-    s = filter.score(df["query"].tolist(), codes, batch_size=batch_size, show_progress=show_progress)
-    out = binary_metrics(s, df["label"].to_numpy(), thresholds)
-    out.update(
-        {"path": df.attrs["path"], "strip_docstrings": bool(strip_docstrings),
-         "scores": s.astype(float).tolist(), "labels": df["label"].astype(int).tolist()}
-    )
-    return out
-
-
-def validate_pairs(
-    filter: CrossEncoderFilter,
-    heldout: pd.DataFrame,
-    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    *,
-    negatives: str = "hard",
-    n_negatives: int = 1,
-    miner: str | os.PathLike | Any = "minilm",
-    seed: int = 0,
-    batch_size: int = 64,
-    show_progress: bool = False,
-) -> dict[str, Any]:
-    """:func:`binary_metrics` on held-out pairs: each gold pair (label 1) and ``n_negatives`` negatives
-    (label 0) per query from the held-out pool, mined by the bi-encoder ``miner`` ("hard", a registry
-    name, folder or loaded :class:`~workbench.models.BiEncoder`) or drawn at random ("random").
-
-    Adds ``pair_accuracy`` (how often a gold pair outscores a negative of its own query), ``negatives``,
-    ``queries``, and ``scores`` / ``labels`` / ``kinds`` (lists, in example order).
-    """
-    if negatives not in ("hard", "random"):
-        raise ParameterError(f"negatives: expected 'hard' or 'random', got {negatives!r}")
-    heldout = _check_pairs(heldout, "heldout", ("query", "code"))
-    n_negatives = _check_positive_int("n_negatives", n_negatives)
-    if len(heldout) < 2:
-        raise ParameterError(f"heldout: need at least 2 pairs to draw negatives from, got {len(heldout)}")
-    encoder = None
-    if negatives == "hard":
-        from workbench.models import BiEncoder
-
-        encoder = miner if isinstance(miner, BiEncoder) else BiEncoder.load(miner)
-    negs = mine_negatives(
-        heldout, encoder, hard=n_negatives if negatives == "hard" else 0,
-        random=n_negatives if negatives == "random" else 0, seed=seed, show_progress=show_progress,
-    )
-    ex = pair_examples(heldout, negs)
-    s = filter.score(ex["query"].tolist(), ex["code"].tolist(), batch_size=batch_size, show_progress=show_progress)
-    out = binary_metrics(s, ex["label"].to_numpy(), thresholds)
-    gold = pd.Series(s[ex["label"].to_numpy() == 1], index=ex.loc[ex["label"] == 1, "row"].to_numpy())
-    neg_mask = ex["label"].to_numpy() == 0
-    neg_rows = ex.loc[neg_mask, "row"].to_numpy()
-    out.update(
-        {
-            "pair_accuracy": pairwise_accuracy(gold.loc[neg_rows].to_numpy(), s[neg_mask]) if neg_mask.any() else None,
-            "negatives": negatives,
-            "queries": len(heldout),
-            "scores": s.astype(float).tolist(),
-            "labels": ex["label"].astype(int).tolist(),
-            "kinds": ex["kind"].tolist(),
-        }
-    )
-    return out
-
-
-# ------------------------------------------------------------------------------ figure
-def score_figure(
-    scores: Sequence[float], labels: Sequence[int], thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
-    nbins: int = 40, title: str | None = None,
-):
-    """Plotly histograms of the filter's scores for positives and negatives, thresholds as vertical lines
-    (each annotated with the share of positives and negatives it keeps)."""
-    import plotly.graph_objects as go
-
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    y = np.asarray(labels).ravel().astype(bool)
-    if len(s) != len(y) or len(s) == 0:
-        raise ParameterError(f"score_figure: expected equal, non-empty scores and labels, got {len(s)} and {len(y)}")
-    fig = go.Figure()
-    for flag, name, color in ((True, "positives", "#1f77b4"), (False, "negatives", "#d62728")):
-        part = s[y == flag]
-        fig.add_trace(go.Histogram(
-            x=part, name=f"{name} ({len(part)})", opacity=0.6, marker_color=color,
-            xbins={"start": 0.0, "end": 1.0, "size": 1.0 / nbins},
-        ))
-    for t in _check_thresholds(thresholds):
-        kp = float((s[y] >= t).mean()) if y.any() else float("nan")
-        kn = float((s[~y] >= t).mean()) if (~y).any() else float("nan")
-        fig.add_vline(
-            x=t, line_dash="dash", line_color="black",
-            annotation_text=f"{t:g}: keeps {kp:.0%} pos / {kn:.0%} neg", annotation_position="top left",
-        )
-    fig.update_layout(
-        barmode="overlay", title=title or f"Cross-encoder filter scores (n = {len(s)})",
-        xaxis_title="score = sigmoid(logit)", yaxis_title="pairs", xaxis_range=[0, 1],
-        legend={"orientation": "h", "y": -0.2},
-    )
-    return fig

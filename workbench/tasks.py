@@ -26,6 +26,10 @@ Long code is kept whole: no loader truncates or drops a code text for its length
 accepted as it is); the encoder reads only its first ``max_code_len`` tokens, so only that beginning
 is searched. :meth:`RetrievalTask.summary` shows ``max_code_chars`` and ``n_code_over_100k_chars``
 so such outliers are visible.
+
+Why one module of this size: it is the one place that knows the published formats (CoSQA, CodeSearchNet,
+AdvTest, XLCoST, BEIR / CoIR), each loader a few dozen lines sharing the record reader and the
+error rules (file, line, field); split per format they would share more than they keep apart.
 """
 
 from __future__ import annotations

@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 from stdlib_pairs import mine_stdlib_pairs
 
-from workbench.benchmarks import task_from_pairs
-from workbench.embeddings import embed_task, embed_texts, task_pairs
+from workbench.embeddings import embed_task, task_pairs
 from workbench.errors import WorkbenchError
 from workbench.evaluation import evaluate
 from workbench.layerwise import first_layer_reaching, layerwise_retrieval
-from workbench.model_registry import NoTrainedModelsError, default_pair, pick, require_trained, trained_models
+from workbench.retrieval import embed_texts
+from workbench.run_models import NoTrainedModelsError, default_pair, pick, require_trained, trained_models
+from workbench.tasks import task_from_pairs
 
 
 def _model(run, rel: str, n_pairs: int = 100, summary: dict | None = None, finished: bool = True) -> None:
@@ -73,7 +74,9 @@ class _Counting:
 
     def __init__(self, encoder):
         self.encoder, self.texts = encoder, 0
-        self.name, self.max_len = encoder.name, encoder.max_len
+
+    def __getattr__(self, name):  # name, max_len, state_dict, ...: the real encoder's
+        return getattr(self.encoder, name)
 
     def encode(self, texts, **kw):
         self.texts += len(texts)

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from workbench import paths
-from workbench.benchmarks import (
+from workbench.errors import InputFormatError, WorkbenchError
+from workbench.tasks import (
     MissingDataError,
     RetrievalTask,
     TaskError,
@@ -25,7 +26,6 @@ from workbench.benchmarks import (
     read_jsonl,
     task_from_pairs,
 )
-from workbench.errors import InputFormatError, WorkbenchError
 
 COSQA = paths.cosqa_dir()
 needs_cosqa = pytest.mark.skipif(
