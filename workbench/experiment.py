@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import Params
+from .config import Params, as_names
 from .errors import ParameterError
 from .evaluation import EvalResult, evaluate
 from .tasks import RetrievalTask, load_cosqa, task_from_pairs
@@ -307,8 +307,6 @@ def train_and_evaluate(
 def parse_variant_names(spec: Any, allowed: Any, param: str) -> list[str]:
     """A variants parameter (``aug_variants``, ``oasis_variants``: names, or one comma-separated
     string) checked against ``allowed``."""
-    from .config import as_names
-
     names = list(as_names(spec))
     unknown = [n for n in names if n not in allowed]
     if unknown or not names:
