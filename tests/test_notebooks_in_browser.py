@@ -89,6 +89,16 @@ def _pixels(pg, gd: str) -> np.ndarray:
     ), dtype=float)
 
 
+def _text(locator) -> str:
+    """The element's text with whitespace collapsed, read from the DOM (``textContent``).
+
+    Not ``inner_text()``: JupyterLab 4 skips rendering cells outside the viewport
+    (``content-visibility``), and the browser's ``innerText`` of a skipped element is empty,
+    which failed CI once on a slower machine while the text was there.
+    """
+    return " ".join((locator.text_content() or "").split())
+
+
 def _box_select(pg, gd_selector: str, x0: float, y0: float, x1: float, y1: float) -> None:
     """Pick "Box Select" in the plot's mode bar and drag a rectangle, as a person does."""
     plot = pg.locator(gd_selector)
@@ -113,7 +123,7 @@ def test_03_data_map_renders_and_box_selection_fills_the_panel(chromium, lab):
         n = maps["datamap_pairs"]
         assert pg.evaluate(f"() => {gd}._fullData[0].x.length") == n == sum(maps["category_counts"]["in_batch"].values())
         assert pg.evaluate(f"() => {gd}._fullData[0].type") == "scattergl"
-        counts = nb.locator(".widget-html", has_text=re.compile(r"\d+ pairs · ")).inner_text()
+        counts = _text(nb.locator(".widget-html", has_text=re.compile(r"\d+ pairs · ")))
         assert counts.startswith(f"{n} pairs")
 
         pg.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .widget-box .js-plotly-plot").scroll_into_view_if_needed()
@@ -131,10 +141,10 @@ def test_03_data_map_renders_and_box_selection_fills_the_panel(chromium, lab):
         _box_select(pg, ".jp-NotebookPanel:not(.lm-mod-hidden) .widget-box .js-plotly-plot", x0, y0, x1, y1)
         panel = nb.locator(".widget-html", has_text=re.compile(r"\d+ pairs? selected"))
         panel.wait_for()
-        k = int(re.search(r"(\d+) pairs? selected", panel.inner_text()).group(1))
+        k = int(re.search(r"(\d+) pairs? selected", _text(panel)).group(1))
         assert inner.sum() <= k <= outer.sum(), (k, inner.sum(), outer.sum())
         assert panel.locator("pre").count() == min(k, 50)  # one highlighted code block per listed pair
-        shown = " ".join(panel.inner_text().split())
+        shown = _text(panel)
         listed = [q for q, i in zip(queries, inner) if i][:50] if k <= 50 else []
         for q in listed:  # the panel lists the selected pairs
             assert " ".join(html.unescape(str(q)).split())[:25] in shown
