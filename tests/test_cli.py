@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -108,3 +109,20 @@ def test_advtest_code_field_from_the_command_line(tmp_path):
     assert outs["function"]["settings"]["code_field"] == "function"
     assert outs["function"]["task_summary"]["max_code_chars"] == len(rows[0]["function"])
     assert outs[None]["task_summary"]["max_code_chars"] == len(" ".join(rows[0]["function_tokens"]))
+
+
+def test_params_lists_what_a_chapter_reads_with_the_values(capsys):
+    assert main(["params", "04", "--preset", "smoke", "--set", "mixup_alpha=0.2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("04: ") and "values of preset 'smoke' with mixup_alpha=0.2" in out
+    assert "[select]" in out and re.search(r"\n  mixup_alpha +0\.2\n", out)
+    assert "[curation]" not in out  # 04 reads nothing of 01's CoRNStack parameters
+    assert main(["params", "09"]) == 2
+    assert "unknown chapter '09'" in capsys.readouterr().err
+
+
+def test_every_preset_the_readme_names_is_accepted(capsys):
+    """``--preset paper`` (README, docs/guide.md) reaches the runner, which then names the bad notebook."""
+    assert main(["run", "--preset", "paper", "--notebooks", "99", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no notebook '99'" in err and "invalid choice" not in err

@@ -101,3 +101,45 @@ def test_list_parameters_are_tuples_however_they_are_given():
         resolve("cpu", {"select_subsets": ["all", 3]})
     with pytest.raises(ParameterError, match="validity_kinds"):
         resolve("cpu", {"validity_kinds": ["random_swap", "flip"]})
+
+
+def test_reads_of_a_chapter_are_recorded_and_copies_are_not():
+    """What ``open_run`` writes to ``params_read/``: a read by the chapter (a property counts as the
+    parameters it reads), never the config's own validation, a copy, a comparison, a hash or pickling."""
+    import copy
+    import dataclasses
+    import pickle
+
+    from workbench import config
+
+    reads: list[str] = []
+    previous = config.record_reads(reads.append)
+    try:
+        p = resolve("smoke", {"epochs": 3})
+        assert reads == []
+        q = dataclasses.replace(p, lr=1e-5)
+        _ = (p == q, hash(p), repr(p), p.to_dict(), pickle.loads(pickle.dumps(p)), copy.deepcopy(p))
+        assert reads == []
+        assert p.epochs == 3 and p.test_seed == 42
+        assert reads == ["epochs", "seed", "eval_seed"]
+    finally:
+        config.record_reads(previous)
+    _ = p.lr
+    assert reads == ["epochs", "seed", "eval_seed"]  # stopped
+
+
+def test_sections_cover_every_parameter_once_and_chapters_name_real_ones():
+    from dataclasses import fields
+
+    from workbench.config import CHAPTER_READS, SECTIONS, Params, chapter_parameters
+
+    names = [f.name for f in fields(Params)]
+    assert [n for section in SECTIONS.values() for n in section] == names
+    assert not set(SECTIONS) & set(names)  # a CHAPTER_READS entry is a section or a parameter, never both
+    for chapter, entries in CHAPTER_READS.items():
+        unknown = [e for e in entries if e not in SECTIONS and e not in names]
+        assert not unknown, f"CHAPTER_READS[{chapter!r}] names no section or parameter: {unknown}"
+    assert chapter_parameters("04") == chapter_parameters("04_training")
+    assert chapter_parameters("04")["select"] == SECTIONS["select"]
+    with pytest.raises(ParameterError, match="unknown chapter '09'.*04_training"):
+        chapter_parameters("09")

@@ -87,6 +87,7 @@ def test_smoke_run_of_the_quickstart(tmp_path):
     executed = nbformat.read(run / "00_quickstart.ipynb", as_version=4)
     assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
     assert "cosqa MRR (zero-shot -> fine-tuned)" in proc.stdout
+    _assert_reads_are_listed(run, "00_quickstart")
 
 
 @pytest.mark.slow
@@ -103,6 +104,7 @@ def test_smoke_run_of_the_curation_chapter(tmp_path):
     assert 0 < metrics["consistency"]["kept"] <= metrics["consistency"]["in_top_k"] <= 1
     ood_rows = [r for r in metrics["ablation_paired_tests"] if r["task"] == "OOD avg"]
     assert [r["variant"] for r in ood_rows] == ["filtering", "topk", "softmax", "curriculum"]
+    _assert_reads_are_listed(run, "01_data_curation")
 
 
 @pytest.mark.slow
@@ -143,6 +145,19 @@ def test_smoke_run_of_the_llm_augmentation_chapter(tmp_path):
     assert {r["strategy"] for r in m["oasis_refined"]} == {"threshold", "ast", "both"}
     assert m["oasis_judge_controls"]["n"] == 4 and 0 <= m["oasis_judge_controls"]["random_yes_rate"] <= 1
     assert all(r["confirmed"] <= r["judged"] <= r["candidates"] <= r["negatives"] for r in m["oasis_refined"])
+    _assert_reads_are_listed(run, "02_llm_augmentation")
+
+
+def _assert_reads_are_listed(run: Path, *chapters: str) -> None:
+    """Every parameter a chapter read in this run (``params_read/``, recorded as it reads them) is one
+    its parameters cell lists (``config.CHAPTER_READS``): the listing a user trusts stays complete."""
+    from workbench.config import chapter_parameters
+
+    for chapter in chapters:
+        reads = set(json.loads((run / "params_read" / f"{chapter}.json").read_text())["reads"])
+        listed = {n for names in chapter_parameters(chapter).values() for n in names}
+        assert {"seed", "threads"} <= reads and not reads - listed, (
+            f"{chapter} read {sorted(reads - listed)}, not listed in CHAPTER_READS[{chapter!r}] (workbench/config.py)")
 
 
 @pytest.mark.slow
@@ -230,6 +245,8 @@ def test_smoke_run_of_data_maps_and_select_then_mixup(smoke_chain):
     for name in ("select_then_mixup.md", "select_then_mixup.tex", "report.md", "select_then_mixup_ood.png",
                  "select_then_mixup_delta.pdf"):
         assert (run / "report" / name).stat().st_size > 200, name
+    _assert_reads_are_listed(run, "03_data_maps", "04_training", "05_representation_analysis", "06_case_studies",
+                             "07_report")
 
 
 def test_analysis_chapters_say_what_to_run_first(tmp_path):

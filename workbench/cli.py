@@ -3,6 +3,7 @@
     workbench eval   --model minilm --task cosqa --split dev [--data-dir DIR]   -> JSON metrics
     workbench run    [--preset smoke|cpu|gpu] [--notebooks 00 ...] [--set name=value ...]
     workbench corpus [--preset cpu]                                           -> builds, prints stats
+    workbench params [04] [--preset cpu] [--set name=value ...]               -> what a chapter reads, and the values
     workbench models [--fetch mpnet]                                          -> the offline registry
 
 Errors the user can fix (bad files, unknown names, bad parameters) print one clear line and exit 2.
@@ -86,6 +87,24 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if record.ok else 1
 
 
+def _params(args: argparse.Namespace) -> int:
+    from .config import SECTIONS, chapter_parameters, parse_assignment, resolve
+
+    params = resolve(args.preset, dict(parse_assignment(s) for s in args.set or []))
+    # a frozen dict of the values: reading them here is not a chapter's read
+    values = params.to_dict()
+    sections = chapter_parameters(args.chapter) if args.chapter else SECTIONS
+    count = sum(len(names) for names in sections.values())
+    print(f"{args.chapter or 'every chapter'}: {count} parameters, values of preset {args.preset!r}"
+          f"{' with ' + ', '.join(args.set) if args.set else ''} (change one: workbench run --set NAME=VALUE)")
+    width = max(len(n) for names in sections.values() for n in names)
+    for section, names in sections.items():
+        print(f"[{section}]")
+        for name in names:
+            print(f"  {name:<{width}}  {json.dumps(values[name])}")
+    return 0
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from .sweep import load_sweep, run_sweep
 
@@ -144,6 +163,9 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .config import PRESETS
+
+    presets = list(PRESETS)
     p = argparse.ArgumentParser(prog="workbench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -172,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_eval)
 
     r = sub.add_parser("run", help="execute the notebooks headlessly with papermill")
-    r.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "gpu"])
+    r.add_argument("--preset", default="cpu", choices=presets)
     r.add_argument("--notebooks", nargs="*", default=None, help="names or numbers (default: all, in order)")
     r.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter (repeatable)")
     r.add_argument("--run-dir", default=None, help="write into this folder instead of a new timestamped one")
@@ -198,10 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=_report)
 
     c = sub.add_parser("corpus", help="build (or load from cache) the mined corpus and print its statistics")
-    c.add_argument("--preset", default="cpu", choices=["smoke", "cpu", "gpu"])
+    c.add_argument("--preset", default="cpu", choices=presets)
     c.add_argument("--spec", default=None, help="a named corpus spec (default: the preset's)")
     c.add_argument("--force", action="store_true", help="rebuild even if cached")
     c.set_defaults(func=_corpus)
+
+    pa = sub.add_parser("params", help="list the parameters a chapter reads (or all), by section, with their values")
+    pa.add_argument("chapter", nargs="?", default=None, help="a chapter: 04 or 04_training (default: every parameter)")
+    pa.add_argument("--preset", default="cpu", choices=presets)
+    pa.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter (repeatable)")
+    pa.set_defaults(func=_params)
 
     m = sub.add_parser("models", help="list the offline model registry, or assemble a model")
     m.add_argument("--fetch", default=None, help="assemble/verify a registry model and print its folder")

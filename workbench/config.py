@@ -8,8 +8,10 @@ wrong type is a ParameterError that lists the allowed parameters.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -70,6 +72,7 @@ class Params:
     tau_start: float = 0.05
     tau_end: float = 0.001
     ablation_epochs: int = 1
+    # the comparison test suite (01, 02, 04, 05, 06): OOD sets mined from pinned wheels and other languages
     suite_queries: int | None = 300  # queries per OOD set in comparisons (None = all)
     suite_pool: int | None = 500  # functions per mined OOD set in comparisons (None = all)
     ood_groups: Names = ("web", "tooling")  # domain-shift groups mined from pinned wheels (workbench.ood.OOD_GROUPS)
@@ -88,6 +91,7 @@ class Params:
     validity_fraction: float = 0.05  # share of the data-map run's pairs given a wrong code
     validity_kinds: Names = ("random_swap", "near_miss")  # random_swap: another pair's code; near_miss: another function of the same file / package
     validity_modes: Names = ("in_batch", "fixed_pool")  # the dynamics the corrupted runs record and report (both: as the data-map run)
+    # Select then MixUp (04): the subsets trained, their seeds, MixUp
     select_subsets: Names = ("all", "easy", "ambiguous", "hard", "ambiguous+hard", "random")
     select_seeds: int = 1  # seeds per variant (seed, seed + 1, ...)
     select_epochs: int = 1
@@ -96,13 +100,14 @@ class Params:
     mixup_alpha: float = 0.4
     mixup_fraction: float = 0.5
     mixup_layer: int = 0  # 0 = pooled representations; k = token states entering transformer block k
-    # LLM augmentation (02): ChatDANCE rewriting + cross-encoder filter, the QRA and NatGen baselines
+    # the LLM (02, 04's OASIS): backend, model, sampling
     llm_backend: str = "local"  # local (llama.cpp in-process) | server (embedded llama_cpp.server on 127.0.0.1) | openai (any OpenAI-compatible server)
     llm_model: str = "qwen-coder-0.5b"  # qwen-coder-0.5b | smollm2-135m | a .gguf file | the model id of an openai server (or OPENAI_MODEL)
     llm_base_url: str | None = None  # openai backend: e.g. http://127.0.0.1:8000/v1 (or OPENAI_BASE_URL; the key only from OPENAI_API_KEY)
     llm_mode: str = "single"  # single: one rewrite per call with example turns (small local models) | batched: the paper's N-at-once prompts
     llm_temperature: float = 0.9
     llm_concurrency: int = 1  # requests in flight (raise it for a remote server)
+    # LLM augmentation (02): ChatDANCE rewriting + cross-encoder filter, the QRA and NatGen baselines
     aug_train_pairs: int = 1000  # D: the training pairs every variant of the comparison starts from
     aug_query_pairs: int | None = 150  # pairs of D whose query is rewritten, by the LLM and by QRA (None = all of D)
     aug_code_pairs: int | None = 20  # pairs of D whose code is rewritten, by the LLM and by NatGen (None = all of D)
@@ -161,6 +166,88 @@ class Params:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def __getattribute__(self, name: str) -> Any:
+        if _recorder is not None and (name in _FIELD_NAMES or name in _DERIVED):
+            caller = sys._getframe(1)
+            if not caller.f_code.co_name.startswith("__") and caller.f_globals.get("__name__") not in _QUIET_CALLERS:
+                for read in _DERIVED.get(name, (name,)):
+                    _recorder(read)
+        return object.__getattribute__(self, name)
+
+
+# --------------------------------------------------------------------------- sections and chapters
+_FIELD_NAMES = frozenset(f.name for f in fields(Params))
+_DERIVED = {"test_seed": ("seed", "eval_seed")}  # properties, and the parameters they read
+# callers whose reads are not a chapter's: this module (validation, to_dict), copying and pickling
+_QUIET_CALLERS = frozenset({__name__, "dataclasses", "copy", "copyreg", "pickle"})
+_recorder: Callable[[str], None] | None = None
+
+
+def record_reads(recorder: Callable[[str], None] | None) -> Callable[[str], None] | None:
+    """Call ``recorder(name)`` for every parameter read from any :class:`Params` from now on (None
+    stops), and return the previous recorder. Reads by this module, by ``dataclasses`` (copies,
+    ``to_dict``) and by generated methods (``==``, ``hash``, ``repr``) are not counted.
+    :func:`workbench.runs.open_run` records what each chapter reads into its run folder."""
+    global _recorder
+    previous, _recorder = _recorder, recorder
+    return previous
+
+
+SECTION_STARTS: tuple[tuple[str, str], ...] = (
+    ("run", "preset"), ("hardware", "model"), ("data", "corpus"), ("training", "epochs"), ("curation", "proxy_model"),
+    ("suite", "suite_queries"), ("datamap", "datamap_pairs"), ("select", "select_subsets"), ("llm", "llm_backend"),
+    ("augment", "aug_train_pairs"), ("oasis", "oasis_pairs"), ("analysis", "analysis_models"), ("evaluation", "k"),
+)
+"""Each section and its first parameter: the groups the comments of :class:`Params` name, in order."""
+
+
+def _sections() -> dict[str, Names]:
+    names = [f.name for f in fields(Params)]
+    starts = [names.index(first) for _, first in SECTION_STARTS]
+    return {s: tuple(names[a:b]) for (s, _), a, b in zip(SECTION_STARTS, starts, starts[1:] + [len(names)])}
+
+
+SECTIONS: dict[str, Names] = _sections()
+"""Every parameter in exactly one section, in the order of :class:`Params`."""
+
+_TEST_SETS: Names = ("corpus", "cosqa_queries", "cosqa_pool", "suite_queries", "suite_pool", "ood_groups",
+                     "crosslang_languages", "crosslang_cap")
+_MAP_REGIONS: Names = ("datamap_pairs", "datamap_mode", "easy_q", "hard_q", "ambiguous_q")
+_ORDER_LABELS: Names = ("oasis_pairs", "oasis_negatives", "oasis_annotator", "oasis_annotator_bf16", "oasis_llm_queries",
+                        "oasis_delta_s", "oasis_ast_threshold", "oasis_max_nodes", "oasis_judge_max")
+
+CHAPTER_READS: dict[str, Names] = {
+    "00_quickstart": ("hardware", "data", "training", "evaluation"),
+    "01_data_curation": ("hardware", "corpus", "cosqa_queries", "cosqa_pool", "training", "curation", "suite",
+                         "evaluation"),
+    "02_llm_augmentation": ("hardware", *_TEST_SETS, "training", "select_bf16_eval", "llm", "augment", *_ORDER_LABELS,
+                            "oasis_judge_controls", "analysis_sets", "analysis_pairs", "evaluation"),
+    "03_data_maps": ("model", "threads", "device", "max_query_len", "max_code_len", "corpus",
+                     *(n for n in SECTIONS["training"] if n not in ("wise_alpha", "eval_seed")), "datamap"),
+    "04_training": ("hardware", *_TEST_SETS, "training", *_MAP_REGIONS, "datamap_epochs", "datamap_pool", "select",
+                    "llm_backend", "llm_model", "llm_base_url", *_ORDER_LABELS, "oasis_contrastive_weight", "oasis_order_weight", "oasis_variants",
+                    "oasis_seeds", "oasis_epochs", "evaluation"),
+    "05_representation_analysis": ("hardware", *_TEST_SETS, "seed", "eval_seed", "gap_samples", "select_bf16_eval",
+                                   *(n for n in SECTIONS["analysis"] if n != "case_k"), "k"),
+    "06_case_studies": ("hardware", *_TEST_SETS, "seed", "eval_seed", *_MAP_REGIONS, "select_bf16_eval",
+                        "compare_models", "case_k", "k"),
+    "07_report": ("threads", "seed", "n_boot"),
+}
+"""What each chapter reads: whole sections, and single parameters of other sections. Kept complete by
+``tests/test_runs.py`` (every parameter a smoke run of a chapter reads, recorded by :func:`record_reads`,
+must be listed); each notebook's parameters cell shows it (``tools/nbbuild.py``)."""
+
+
+def chapter_parameters(chapter: str) -> dict[str, Names]:
+    """The parameters chapter ``chapter`` reads, by section: ``"04_training"`` or its number ``"04"``."""
+    stems = [c for c in CHAPTER_READS if c == chapter or c.split("_", 1)[0] == chapter]
+    if len(stems) != 1:
+        raise ParameterError(f"unknown chapter {chapter!r}; choose one of {sorted(CHAPTER_READS)}")
+    wanted = set()
+    for entry in CHAPTER_READS[stems[0]]:
+        wanted.update(SECTIONS.get(entry, (entry,)))
+    return {s: tuple(n for n in names if n in wanted) for s, names in SECTIONS.items() if wanted & set(names)}
 
 
 PRESETS: dict[str, dict[str, Any]] = {

@@ -2,7 +2,8 @@
 
 A run is ``papermill_runs/<timestamp>-<preset>/`` holding ``params.yaml``, ``status.json`` (per
 notebook: status, seconds, error), ``metrics.json`` (per notebook, written by the notebook itself
-through :func:`open_run`) and the executed notebooks. A failed notebook keeps its executed copy
+through :func:`open_run`), ``params_read/<notebook>.json`` (the parameters each notebook read) and
+the executed notebooks. A failed notebook keeps its executed copy
 with the traceback, and :func:`run_notebooks` reports the failure so the CLI exits non-zero.
 """
 
@@ -52,6 +53,19 @@ class Run:
         return p
 
 
+class ReadLog:
+    """The parameters a notebook has read, kept in ``params_read/<notebook>.json`` of its run folder
+    (rewritten atomically at each parameter read for the first time, so a failed run keeps it)."""
+
+    def __init__(self, path: Path, notebook: str) -> None:
+        self.path, self.notebook, self.names = path, notebook, set()
+
+    def __call__(self, name: str) -> None:
+        if name not in self.names:
+            self.names.add(name)
+            atomic_write_json(self.path, {"notebook": self.notebook, "reads": sorted(self.names)})
+
+
 def _jsonable(o: Any) -> Any:
     if hasattr(o, "item"):
         return o.item()
@@ -71,6 +85,7 @@ def open_run(notebook: str, preset: str = "cpu", overrides: dict[str, Any] | Non
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / "params.yaml").exists():
         atomic_write_yaml(folder / "params.yaml", {"preset": preset, "overrides": overrides or {}, "params": params.to_dict()})
+    config.record_reads(ReadLog(folder / "params_read" / f"{notebook}.json", notebook))
     from .runtime import seed_everything, set_threads
 
     set_threads(params.threads)
