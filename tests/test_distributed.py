@@ -71,11 +71,11 @@ def _grads(enc) -> dict[str, torch.Tensor]:
 
 def _sharded_grads(enc, batch: pd.DataFrame, neg: list[str], chunk: int | None):
     """The trainer's own sharded step on this process's shard, then the gradient average."""
-    from workbench.training.trainer import _parallel_step
+    from workbench.training.step import contrastive_step
 
     enc.zero_grad(set_to_none=True)
     enc.train()
-    loss, square = _parallel_step(
+    loss, square = contrastive_step(
         enc, batch["query"].tolist(), batch["code"].tolist(), neg, _config(grad_cache_chunk=chunk), enc.device,
         want_square=True,
     )
@@ -115,7 +115,7 @@ def _worker(rank: int, world: int, store: str, out: str) -> None:
         lap("load")
         pairs = _pairs()
         batch = pairs.iloc[:8]
-        # 2. one sharded step (the trainer's _parallel_step) with dropout off
+        # 2. one sharded step (the trainer's contrastive_step) with dropout off
         enc = _no_dropout(copy.deepcopy(base))
         res["step"] = _sharded_grads(enc, batch, [], None)
         res["step_neg"] = _sharded_grads(enc, batch, NEG_TEXTS, None)

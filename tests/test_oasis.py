@@ -291,13 +291,14 @@ def test_order_label_hook_gives_each_batch_row_its_negatives_and_labels():
 def test_order_loss_is_cosent_over_positives_and_labelled_negatives():
     import torch.nn.functional as F
 
-    from workbench.training.trainer import LabelledNegatives, TrainConfig, _order_loss
+    from workbench.training.step import order_loss
+    from workbench.training.train_config import LabelledNegatives, TrainConfig
 
     g = torch.Generator().manual_seed(0)
     q, c, neg = (F.normalize(torch.randn(n, 8, generator=g), dim=-1) for n in (3, 3, 4))
     order = LabelledNegatives(["a", "b", "c", "d"], np.array([0, 0, 1, 2]), np.array([0.3, 0.5, 0.2, 0.9]),
                               np.ones(3))
-    got = _order_loss(q, c, neg, order, TrainConfig(order_weight=0.02, contrastive_weight=0.98))
+    got = order_loss(q, c, neg, order, TrainConfig(order_weight=0.02, contrastive_weight=0.98))
     cos = [float(q[i] @ c[i]) for i in range(3)] + [float(q[r] @ neg[k]) for k, r in enumerate([0, 0, 1, 2])]
     assert float(got) == pytest.approx(_cosent_brute(cos, [1, 1, 1, 0.3, 0.5, 0.2, 0.9], 0.05), rel=1e-5)
 

@@ -168,3 +168,14 @@ def test_wise_alpha_is_chosen_by_the_worst_validation_gain(tmp_path):
     assert alpha == 1.0
     with pytest.raises(ParameterError, match="criterion"):
         validation.choose_wise_alpha(None, params, tasks, tmp_path, known=known, criterion="best")
+
+
+def test_comparison_params_score_in_the_comparison_precision_and_change_nothing_else():
+    """Chapters 02 and 04-06 score every compared model under ``select_bf16_eval``; 00 and 01 under
+    ``bf16_eval``; set apart here, so taking one for the other shows."""
+    import dataclasses
+
+    p = resolve("cpu", {"bf16_eval": False, "select_bf16_eval": True})
+    pe = experiment.comparison_params(p)
+    assert (p.bf16_eval, pe.bf16_eval) == (False, True)
+    assert dataclasses.replace(pe, bf16_eval=False) == p

@@ -297,14 +297,14 @@ def test_both_modes_recorded_in_one_run(encoder, pairs, tmp_path):
 def test_micro_batches_give_the_plain_embeddings_and_gradients(encoder, pairs):
     """Length-sorted micro-batches (TrainConfig.micro_batch) change the padding, not the result: same
     rows in input order and the same gradients (dropout off), and a bad value names the field."""
-    from workbench.training.trainer import _embed_sorted
+    from workbench.training.step import embed_sorted
 
     texts = pairs["code"].tolist()[:10]
     encoder.eval()  # no dropout: the two must agree up to float rounding
     grads = []
     for micro in (None, 3):
         encoder.zero_grad(set_to_none=True)
-        emb = _embed_sorted(encoder, texts, "code", micro)
+        emb = embed_sorted(encoder, texts, "code", micro)
         (emb @ emb[0].detach()).sum().backward()
         grads.append({n: p.grad.clone() for n, p in encoder.named_parameters() if p.grad is not None})
         if micro is None:

@@ -37,7 +37,6 @@ overrides = {}      # e.g. {"llm_backend": "openai", "llm_model": "gpt-4o-mini",
 run_dir = None
 """),
 ("code", """
-import dataclasses
 import time
 
 import pandas as pd
@@ -200,7 +199,7 @@ scored on the in-distribution test and every OOD set of the comparison suite (as
 Training and evaluation are cached per variant and seed in the run folder.
 """),
 ("code", """
-PE = dataclasses.replace(P, bf16_eval=P.select_bf16_eval)
+PE = experiment.comparison_params(P)  # bf16_eval = select_bf16_eval: the precision every compared model is scored in
 _, suite_sets, tasks = experiment.comparison_suite(P)
 ood_tasks = [t for t in tasks if t != "id_test"]
 seeds = [P.seed + i for i in range(P.aug_seeds)]

@@ -35,7 +35,6 @@ overrides = {}      # e.g. {"select_seeds": 3, "mixup_alpha": 0.2, "mixup_layer"
 run_dir = None
 """),
 ("code", """
-import dataclasses
 
 import pandas as pd
 from IPython.display import display
@@ -47,7 +46,7 @@ from workbench.viz.explorer import load_subset
 
 run = runs.open_run("04_training", preset, overrides, run_dir)
 P = run.params
-PE = dataclasses.replace(P, bf16_eval=P.select_bf16_eval)  # the precision every model of the comparison is scored in
+PE = experiment.comparison_params(P)  # bf16_eval = select_bf16_eval: the precision every compared model is scored in
 print("run folder:", run.dir)
 """),
 ("md", """

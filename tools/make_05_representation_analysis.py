@@ -29,7 +29,6 @@ overrides = {}      # e.g. {"compare_models": "zero-shot,select/all-seed42", "pa
 run_dir = None
 """),
 ("code", """
-import dataclasses
 
 import pandas as pd
 from IPython.display import display
@@ -50,7 +49,7 @@ from workbench.viz.datamap import export_for_paper
 
 run = runs.open_run("05_representation_analysis", preset, overrides, run_dir)
 P = run.params
-PE = dataclasses.replace(P, bf16_eval=P.select_bf16_eval)  # the precision 04 scored its models in
+PE = experiment.comparison_params(P)  # bf16_eval = select_bf16_eval: the precision every compared model is scored in
 cache = run.path("analysis", "embeddings")
 models = run_models.require_trained(run_models.trained_models(run.dir, P.model), run.dir, "05_representation_analysis")
 print("run folder:", run.dir)

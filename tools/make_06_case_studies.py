@@ -27,7 +27,6 @@ overrides = {}      # e.g. {"compare_models": "zero-shot,select/ambiguous_hard-m
 run_dir = None
 """),
 ("code", """
-import dataclasses
 
 from IPython.display import HTML, display
 
@@ -36,7 +35,7 @@ from workbench.tasks import task_from_pairs
 
 run = runs.open_run("06_case_studies", preset, overrides, run_dir)
 P = run.params
-PE = dataclasses.replace(P, bf16_eval=P.select_bf16_eval)  # the precision 04 scored its models in
+PE = experiment.comparison_params(P)  # bf16_eval = select_bf16_eval: the precision every compared model is scored in
 models = run_models.require_trained(run_models.trained_models(run.dir, P.model), run.dir, "06_case_studies")
 A, B = P.compare_models if P.compare_models else run_models.default_pair(models, P.seed)
 row_a, row_b = run_models.pick(models, A), run_models.pick(models, B)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from workbench.errors import ParameterError
 from workbench.store import cache_key
-from workbench.training.trainer import LabelledNegatives
+from workbench.training.train_config import LabelledNegatives
 
 __all__ = ["OrderLabelHook"]
 

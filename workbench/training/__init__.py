@@ -2,7 +2,8 @@
 
 from .dynamics import DYNAMICS_COLUMNS, DynamicsRecorder
 from .losses import cosent, info_nce
-from .trainer import LabelledNegatives, TrainConfig, TrainingInterrupted, TrainResult, train
+from .train_config import LabelledNegatives, TrainConfig, TrainingInterrupted, TrainResult
+from .trainer import train
 
 __all__ = [
     "TrainConfig",

@@ -16,11 +16,10 @@ count) an interrupted-then-resumed run ends with bit-identical weights and dynam
 uninterrupted one. Work done after the last checkpoint is redone. On CUDA, non-deterministic
 kernels can make runs differ slightly (see ``runtime.seed_everything``).
 
-Checkpoint layout (``out_dir/checkpoint/``): ``model-<step>.safetensors``,
-``optimizer-<step>.pt``, ``rng-<step>.pt``, ``dynamics-<step>.parquet``,
-``history-<step>.parquet`` each written atomically, then ``state.json`` (the commit marker,
-naming those files) atomically last; older files are removed afterwards. A crash at any point
-leaves the previous complete checkpoint readable.
+Checkpoints (``out_dir/checkpoint/``, written atomically with ``state.json`` last) are
+``workbench.training.checkpoint``; the loss and gradients of one step (sharded over processes,
+GradCache, CoSENT) are ``workbench.training.step``; the settings are
+``workbench.training.train_config``. This module is the loop that joins them.
 
 Outputs in ``out_dir``: ``model/`` (``encoder.save``, sentence-transformers layout),
 ``dynamics.parquet``, ``history.parquet`` (step, epoch, loss, lr, seconds), ``train_config.json``.
@@ -66,234 +65,50 @@ logits) but lowers p_gold and adds a little noise to the loss; it is not masked.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import math
 import os
-import random
-import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model
 
-from workbench.errors import ParameterError, WorkbenchError, reject_unknown_fields
-from workbench.faultpoints import pause_point
+from workbench.errors import ParameterError
 from workbench.pairs import check_pairs
 from workbench.progress import tqdm
 from workbench.runtime import autocast_context, seed_everything, tf32_context
-from workbench.store import atomic_path, atomic_write_json, atomic_write_parquet, cache_key, read_json
+from workbench.store import atomic_write_json, atomic_write_parquet, cache_key
 from workbench.training import distributed
-from workbench.training.dynamics import MODES, DynamicsRecorder, empty_frame
-from workbench.training.gradcache import grad_cache_backward
-from workbench.training.losses import cosent, duplicate_mask, info_nce
+from workbench.training.checkpoint import (
+    HISTORY_COLUMNS,
+    Checkpointer,
+    history_frame,
+    key_mismatch_message,
+    rank_seed,
+    restore_rng,
+    rng_state,
+    save_model_dir,
+)
+from workbench.training.dynamics import DynamicsRecorder, empty_frame
+from workbench.training.losses import duplicate_mask, info_nce
 from workbench.training.mixup import mix_plan, mixup_embed, mixup_loss
+from workbench.training.step import check_multiprocess, contrastive_step, embed_sorted, order_loss, uses_order
+from workbench.training.train_config import (
+    MIXUP_FIELDS,
+    NOT_IN_KEY,
+    ORDER_FIELDS,
+    LabelledNegatives,
+    TrainConfig,
+    TrainingInterrupted,
+    TrainResult,
+)
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "LabelledNegatives", "train", "HISTORY_COLUMNS"]
-
-HISTORY_COLUMNS = ["step", "epoch", "loss", "lr", "seconds"]
-STATE_VERSION = 1
-# Fields that do not change what training produces: left out of the resume key.
-# tf32 / compile change speed, not what is learnt (beyond float rounding); grad_cache_chunk joins the key
-# only when set (its chunked dropout draws differ from the one-pass step's).
-_NOT_IN_KEY = ("save_every_steps", "tf32", "compile")
-_MIXUP_FIELDS = ("mixup_alpha", "mixup_fraction", "mixup_layer", "mixup_weight")
-_ORDER_FIELDS = ("contrastive_weight", "order_weight")
-
-
-@dataclass(frozen=True)
-class LabelledNegatives:
-    """What a labelled negatives hook returns for one batch (OASIS order labels).
-
-    ``texts[k]`` is a negative code of batch row ``rows[k]`` with similarity label ``labels[k]``;
-    ``positive_labels[i]`` is the label of row i's own (query, code) pair (1.0 in OASIS).
-    """
-
-    texts: list[str]
-    rows: np.ndarray
-    labels: np.ndarray
-    positive_labels: np.ndarray
-
-    def __post_init__(self) -> None:
-        if not (len(self.texts) == len(self.rows) == len(self.labels)):
-            raise ParameterError(f"LabelledNegatives: {len(self.texts)} texts, {len(self.rows)} rows and "
-                                 f"{len(self.labels)} labels must have the same length")
-
-
-class TrainingInterrupted(WorkbenchError):
-    """Raised by ``train(..., stop_after_steps=N)``: a simulated crash after step N (testing only)."""
-
-
-@dataclass
-class TrainConfig:
-    """Training hyper-parameters (validated on creation and again by ``train``).
-
-    ``max_steps`` stops training early (the schedule is planned for ``min(epochs * steps_per_epoch,
-    max_steps)`` steps). ``save_every_steps=None`` saves a checkpoint at each dynamics checkpoint
-    (the end of each epoch for ``in_batch`` / ``none``) and at the end. ``drop_last=False`` trains
-    the incomplete last batch of each epoch too; it has fewer in-batch negatives (one pair alone
-    scores p_gold = 1), so ``in_batch`` dynamics of those pairs are easier than the others'.
-    ``warmup_ratio``: warm-up steps = ``ceil(warmup_ratio * total_steps)``; the learning rate of
-    the first step is then 0, as in ``transformers.get_linear_schedule_with_warmup``.
-
-    Speed settings (``docs/distributed.md``): ``bf16`` autocast (CPU or CUDA); ``tf32`` lets CUDA
-    float32 matmuls / convolutions use TF32 tensor cores while training (no-op on CPU; the previous
-    setting is restored afterwards); ``compile`` runs the encoder's transformer through
-    ``torch.compile`` (``nn.Module.compile``, so weights and checkpoints keep their names; undone
-    after training). ``tf32`` and ``compile`` change speed and float rounding only, so they are not
-    part of the resume key. ``grad_cache_chunk``: GradCache (``workbench.training.gradcache``),
-    embed the batch in chunks of this many texts so its size (the number of in-batch negatives) is
-    not limited by activation memory; same loss and gradients as the plain step up to rounding, but
-    dropout is drawn per chunk, so it is in the resume key. Not combinable with MixUp or OASIS order labels.
-    ``micro_batch``: embed each side of a batch (its queries, its codes, its extra negatives) in
-    forward passes of at most this many texts, sorted by token length, so each pass pads only to its
-    own longest text (on 2 CPU cores, MiniLM, batch 32, 128 tokens: measured by
-    ``benchmarks/train_throughput.py``). The batch, its negatives and the loss are unchanged up to
-    float rounding; dropout masks differ (drawn per pass), so it is in the resume key when set.
-    Single-process steps without MixUp only (ignored under GradCache, which chunks already).
-    """
-
-    epochs: int = 1
-    batch_size: int = 32
-    lr: float = 2e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_grad_norm: float | None = 1.0
-    temperature: float = 0.05
-    seed: int = 42
-    dynamics_mode: str = "in_batch"
-    checkpoints_per_epoch: int = 1
-    fixed_pool_size: int = 256
-    save_every_steps: int | None = None
-    bf16: bool = False
-    drop_last: bool = True
-    max_steps: int | None = None
-    max_query_len: int | None = None  # token limits while training (None = the encoder's own)
-    max_code_len: int | None = None
-    # representation-level MixUp (Select then MixUp step 4; workbench.training.mixup); None = off
-    mixup_alpha: float | None = None
-    mixup_fraction: float = 1.0
-    mixup_layer: int | None = None  # None = pooled representations; k = token states entering block k
-    mixup_weight: float = 1.0
-    # OASIS: loss = contrastive_weight * InfoNCE + order_weight * CoSENT (needs a labelled negatives hook)
-    contrastive_weight: float = 1.0
-    order_weight: float = 0.0
-    # speed / memory (docs/distributed.md)
-    tf32: bool = False
-    compile: bool = False
-    grad_cache_chunk: int | None = None
-    micro_batch: int | None = None  # length-sorted forward passes of at most this many texts (None = one)
-    # false negatives: mask batch columns whose code equals the gold or whose query equals the query (losses.duplicate_mask)
-    mask_duplicates: bool = False
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> TrainConfig:
-        """Raise :class:`ParameterError` naming the first bad field."""
-
-        def bad(name: str, expected: str) -> ParameterError:
-            return ParameterError(f"TrainConfig.{name}: expected {expected}, got {getattr(self, name)!r}")
-
-        def is_int(v: Any) -> bool:
-            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-        def is_num(v: Any) -> bool:
-            return (
-                isinstance(v, (int, float, np.integer, np.floating))
-                and not isinstance(v, bool)
-                and math.isfinite(v)
-            )
-
-        for name, minimum in (
-            ("epochs", 1),
-            ("batch_size", 2),
-            ("checkpoints_per_epoch", 1),
-            ("fixed_pool_size", 1),
-        ):
-            v = getattr(self, name)
-            if not is_int(v) or v < minimum:
-                raise bad(name, f"an integer >= {minimum}")
-        for name in ("max_query_len", "max_code_len"):
-            v = getattr(self, name)
-            if v is not None and (not is_int(v) or v < 2):
-                raise bad(name, "None or an integer >= 2")
-        for name in ("save_every_steps", "max_steps"):
-            v = getattr(self, name)
-            if v is not None and (not is_int(v) or v < 1):
-                raise bad(name, "None or an integer >= 1")
-        if not is_int(self.seed):
-            raise bad("seed", "an integer")
-        if not is_num(self.lr) or self.lr <= 0:
-            raise bad("lr", "a number > 0")
-        if not is_num(self.weight_decay) or self.weight_decay < 0:
-            raise bad("weight_decay", "a number >= 0")
-        if not is_num(self.warmup_ratio) or not 0 <= self.warmup_ratio < 1:
-            raise bad("warmup_ratio", "a number in [0, 1)")
-        if self.max_grad_norm is not None and (not is_num(self.max_grad_norm) or self.max_grad_norm <= 0):
-            raise bad("max_grad_norm", "None or a number > 0")
-        if not is_num(self.temperature) or self.temperature <= 0:
-            raise bad("temperature", "a number > 0")
-        if self.mixup_alpha is not None and (not is_num(self.mixup_alpha) or self.mixup_alpha <= 0):
-            raise bad("mixup_alpha", "None (no MixUp) or a number > 0")
-        if not is_num(self.mixup_fraction) or not 0 <= self.mixup_fraction <= 1:
-            raise bad("mixup_fraction", "a number in [0, 1]")
-        if self.mixup_layer is not None and (not is_int(self.mixup_layer) or self.mixup_layer < 1):
-            raise bad("mixup_layer", "None (pooled representations) or an integer >= 1 (a transformer block)")
-        if not is_num(self.mixup_weight) or self.mixup_weight < 0:
-            raise bad("mixup_weight", "a number >= 0")
-        for name in _ORDER_FIELDS:
-            if not is_num(getattr(self, name)) or getattr(self, name) < 0:
-                raise bad(name, "a number >= 0")
-        if self.contrastive_weight == 0 and self.order_weight == 0:
-            raise bad("contrastive_weight", "a number > 0 when order_weight is 0 (the loss would be 0)")
-        if self.dynamics_mode not in MODES:
-            raise bad("dynamics_mode", f"one of {MODES}")
-        if not isinstance(self.mask_duplicates, bool):
-            raise bad("mask_duplicates", "True or False")
-        if self.grad_cache_chunk is not None and (not is_int(self.grad_cache_chunk) or self.grad_cache_chunk < 1):
-            raise bad("grad_cache_chunk", "None (no gradient caching) or an integer >= 1")
-        if self.grad_cache_chunk is not None and self.mixup_alpha is not None:
-            raise bad("grad_cache_chunk", "None when mixup_alpha is set (GradCache does not support MixUp)")
-        if self.grad_cache_chunk is not None and self.order_weight > 0:
-            raise bad("grad_cache_chunk", "None when order_weight > 0 (GradCache does not support OASIS CoSENT)")
-        if self.micro_batch is not None and (not is_int(self.micro_batch) or self.micro_batch < 1):
-            raise bad("micro_batch", "None (one forward pass per side) or an integer >= 1")
-        for name in ("bf16", "drop_last", "tf32", "compile"):
-            if not isinstance(getattr(self, name), bool):
-                raise bad(name, "True or False")
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """Build from a mapping; unknown keys raise :class:`ParameterError`."""
-        reject_unknown_fields(cls, d, "TrainConfig")
-        return cls(**d)
-
-
-@dataclass
-class TrainResult:
-    """What ``train`` returns. ``seconds`` is the training wall time summed over resumed sessions."""
-
-    model_dir: Path
-    dynamics: pd.DataFrame
-    history: pd.DataFrame
-    seconds: float
-    out_dir: Path | None = None
-    config: TrainConfig | None = None
-    steps: int = 0
-    resumed_from_step: int = 0
-    meta: dict[str, Any] = field(default_factory=dict)
-
 
 # ---------------------------------------------------------------------------------- helpers
 def _fingerprint_pairs(df: pd.DataFrame) -> str:
@@ -340,327 +155,9 @@ def _linear_schedule(
     return get_linear_schedule_with_warmup(optimizer, num_warmup_steps=warmup, num_training_steps=total)
 
 
-def _rng_state() -> dict[str, Any]:
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": (
-            name,
-            torch.from_numpy(np.asarray(keys, dtype=np.int64)),
-            int(pos),
-            int(has_gauss),
-            float(cached),
-        ),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    v, internal, gauss = state["python"]
-    random.setstate((v, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _rank_seed(seed: int, rank: int) -> int:
-    """Process ``rank``'s seed for dropout (rank 0: ``seed`` itself, so one process is unchanged)."""
-    return int(seed) + 1_000_003 * rank
-
-
-def _restore_rng(saved: dict[str, Any], seed: int, step: int) -> None:
-    """Put back this process's generator states from a checkpoint's ``rng`` file.
-
-    A multi-process checkpoint holds ``{"ranks": [state of rank 0, ...]}``. Resumed with the same
-    number of processes, each takes its own (exact resume); with another number, every process takes
-    rank 0's and ranks > 0 then reseed torch from (seed, rank, step): training goes on correctly but
-    does not repeat the dropout draws an uninterrupted run would have made.
-    """
-    world, rank = distributed.world_size(), distributed.rank()
-    states = saved["ranks"] if "ranks" in saved else [saved]
-    _set_rng_state(states[rank] if len(states) == world else states[0])
-    if len(states) != world and rank > 0:
-        torch.manual_seed(_rank_seed(seed, rank) + step)
-
-
-def _check_distributed(config: TrainConfig, negatives: Any, encoder: Any) -> None:
-    """Refuse, with the reason, what multi-process training does not shard."""
-    single = []
-    if config.mixup_alpha is not None:
-        single.append("MixUp (mixup_alpha)")
-    if config.order_weight > 0 or getattr(negatives, "labelled", False):
-        single.append("OASIS labelled negatives / order_weight")
-    if config.dynamics_mode in ("fixed_pool", "both"):
-        single.append(f"dynamics_mode={config.dynamics_mode!r} (use 'in_batch' or 'none')")
-    if config.mask_duplicates:
-        single.append("mask_duplicates")
-    if single:
-        raise ParameterError(
-            f"train: {', '.join(single)} is single-process only, but this process is rank "
-            f"{distributed.rank()} of {distributed.world_size()}; run it in one process"
-        )
-    device = encoder.device
-    import socket
-
-    places = distributed.all_gather_objects((socket.gethostname(), str(device)))
-    if device.type == "cuda" and len(set(places)) < len(places):
-        raise ParameterError(
-            f"train: several processes train on the same GPU {places}; load the encoder with "
-            "device=workbench.training.distributed.local_device() (cuda:LOCAL_RANK)"
-        )
-
-
-def _embed_sorted(encoder: Any, texts: list[str], kind: str, micro_batch: int | None) -> torch.Tensor:
-    """``encoder.embed(texts, kind)`` in length-sorted passes of at most ``micro_batch`` texts, rows in
-    input order (gradients flow through every pass); one pass when ``micro_batch`` is None or larger."""
-    if micro_batch is None or len(texts) <= micro_batch:
-        return encoder.embed(texts, kind)
-    order = np.argsort(-encoder.token_lengths(texts, kind), kind="stable")
-    parts = [encoder.embed([texts[i] for i in order[s : s + micro_batch]], kind)
-             for s in range(0, len(texts), micro_batch)]
-    inverse = torch.empty(len(texts), dtype=torch.long)
-    inverse[torch.from_numpy(order)] = torch.arange(len(texts))
-    return torch.cat(parts)[inverse.to(parts[0].device)]
-
-
 def _uncompile(model: torch.nn.Module) -> None:
     """Undo ``nn.Module.compile()`` (calls go to the eager forward again)."""
     model._compiled_call_impl = None  # the attribute nn.Module.compile sets (torch >= 2.2)
-
-
-def _pad_shard(texts: Sequence[str], sizes: list[int], rank: int) -> list[str]:
-    """This process's contiguous shard of ``texts``, padded with empty texts to the largest shard."""
-    start = sum(sizes[:rank])
-    return list(texts[start : start + sizes[rank]]) + [""] * (max(sizes) - sizes[rank])
-
-
-def _valid_rows(sizes: list[int]) -> torch.Tensor:
-    """Rows of the gathered (world * max(sizes), d) tensor that are real (not padding), in global order."""
-    m = max(sizes)
-    return torch.tensor([r * m + j for r, s in enumerate(sizes) for j in range(s)], dtype=torch.long)
-
-
-def _parallel_step(
-    encoder: Any,
-    queries: list[str],
-    codes: list[str],
-    neg_texts: list[str],
-    config: TrainConfig,
-    device: torch.device,
-    want_square: bool,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Forward + backward of one global batch on this process's shard; returns (global loss, B x B logits).
-
-    Each process embeds its contiguous shard of the batch (and of the extra negatives), the codes and
-    negatives of all processes are gathered with gradients, and the local queries are scored against
-    all of them (gold column = the query's position in the global batch). The local loss is
-    ``world / B * sum of its per-query losses``, so after ``average_gradients`` every process holds the
-    gradient of the global batch's mean loss. With ``grad_cache_chunk`` the embeddings go through
-    GradCache. Single-process (world 1) it is the plain loss of ``info_nce`` on the whole batch.
-    """
-    world, rank = distributed.world_size(), distributed.rank()
-    b = len(queries)
-    sizes = distributed.shard_sizes(b, world)
-    mine, start = sizes[rank], sum(sizes[:rank])
-    inputs: list[tuple[list[str], str]] = [
-        (_pad_shard(queries, sizes, rank), "query"),
-        (_pad_shard(codes, sizes, rank), "code"),
-    ]
-    n_sizes = distributed.shard_sizes(len(neg_texts), world) if neg_texts else None
-    if n_sizes is not None:
-        inputs.append((_pad_shard(neg_texts, n_sizes, rank), "code"))
-    valid = _valid_rows(sizes).to(device)
-    n_valid = _valid_rows(n_sizes).to(device) if n_sizes is not None else None
-
-    def loss_fn(q: torch.Tensor, c: torch.Tensor, neg: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        if world == 1:
-            ignore = duplicate_mask(queries, codes, neg_texts).to(q.device) if config.mask_duplicates else None
-            loss, logits = info_nce(q, c, temperature=config.temperature, negatives=neg, ignore=ignore)
-        else:
-            c_all = distributed.gather_with_grad(c)[valid]
-            n_all = distributed.gather_with_grad(neg)[n_valid] if neg is not None else None
-            labels = torch.arange(start, start + mine, device=q.device)
-            per_row, logits = info_nce(
-                q[:mine], c_all, temperature=config.temperature, labels=labels, negatives=n_all, reduction="none"
-            )
-            loss = per_row.sum() * (world / b)
-        if config.contrastive_weight != 1.0:
-            loss = config.contrastive_weight * loss
-        return loss, logits
-
-    if config.grad_cache_chunk is not None:
-        loss, logits = grad_cache_backward(
-            encoder, inputs, config.grad_cache_chunk, loss_fn, autocast=lambda: autocast_context(device, config.bf16)
-        )
-    else:
-        with autocast_context(device, config.bf16):
-            embs = [encoder.embed(texts, kind) for texts, kind in inputs]
-        loss, logits = loss_fn(*embs)
-        loss.backward()
-        loss = loss.detach()
-    square = None
-    if want_square:
-        square = logits.detach()[:, :b]
-        if world > 1:
-            padded = torch.zeros(max(sizes), b, dtype=square.dtype, device=square.device)
-            padded[:mine] = square
-            square = distributed.gather_rows(padded)[valid]
-    if world > 1:
-        loss = distributed.all_reduce_sum(loss) / world
-    return loss, square
-
-
-def _history_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    if not rows:
-        return pd.DataFrame(
-            {
-                "step": pd.Series([], dtype="int64"),
-                "epoch": pd.Series([], dtype="float64"),
-                "loss": pd.Series([], dtype="float64"),
-                "lr": pd.Series([], dtype="float64"),
-                "seconds": pd.Series([], dtype="float64"),
-            }
-        )
-    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
-
-
-def _key_mismatch_message(ckpt: Path, saved: dict[str, Any], now: dict[str, Any]) -> str:
-    diffs = []
-    for k in sorted(set(saved.get("config", {})) | set(now["config"])):
-        a, b = saved.get("config", {}).get(k), now["config"].get(k)
-        if a != b:
-            diffs.append(f"config.{k}: checkpoint {a!r} vs now {b!r}")
-    if saved.get("negatives") != now.get("negatives"):
-        diffs.append(f"negatives: checkpoint {saved.get('negatives')!r} vs now {now.get('negatives')!r}")
-    if saved.get("data") != now["data"]:
-        diffs.append(
-            f"training pairs differ ({saved.get('n_pairs')} pairs in the checkpoint, {now['n_pairs']} now)"
-        )
-    for k in sorted(set(saved.get("encoder", {})) | set(now["encoder"])):
-        a, b = saved.get("encoder", {}).get(k), now["encoder"].get(k)
-        if a != b:
-            diffs.append(f"encoder.{k}: checkpoint {a!r} vs now {b!r}")
-    return (
-        f"{ckpt}: the checkpoint was made with different settings, so it cannot be resumed: "
-        + ("; ".join(diffs) or "resume key differs")
-        + ". Pass resume=False to start over (the checkpoint is deleted) or use another out_dir."
-    )
-
-
-class _Checkpointer:
-    """Writes and reads ``out_dir/checkpoint``; ``state.json`` is written last as the commit marker."""
-
-    def __init__(self, out_dir: Path):
-        self.dir = out_dir / "checkpoint"
-        self.state_path = self.dir / "state.json"
-
-    def exists(self) -> bool:
-        return self.state_path.exists()
-
-    def state(self) -> dict[str, Any]:
-        try:
-            return read_json(self.state_path)
-        except (OSError, ValueError) as e:
-            raise WorkbenchError(
-                f"{self.state_path}: unreadable checkpoint state ({e}); pass resume=False to start over"
-            ) from e
-
-    def file(self, state: dict[str, Any], what: str) -> Path:
-        p = self.dir / state["files"][what]
-        if not p.exists():
-            raise WorkbenchError(
-                f"{p}: missing checkpoint file named by {self.state_path}; pass resume=False to start over"
-            )
-        return p
-
-    def clear(self) -> None:
-        if self.dir.exists():
-            shutil.rmtree(self.dir)
-
-    def save(
-        self,
-        *,
-        step: int,
-        encoder: torch.nn.Module,
-        optimizer: torch.optim.Optimizer,
-        scheduler: Any,
-        recorder: DynamicsRecorder,
-        history: list[dict[str, Any]],
-        meta: dict[str, Any],
-        completed: bool,
-        rng: Any = None,
-    ) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tag = f"{step:09d}"
-        files = {
-            "model": f"model-{tag}.safetensors",
-            "optimizer": f"optimizer-{tag}.pt",
-            "rng": f"rng-{tag}.pt",
-            "dynamics": f"dynamics-{tag}.parquet",
-            "history": f"history-{tag}.parquet",
-        }
-        with atomic_path(self.dir / files["model"]) as tmp:
-            save_model(encoder, str(tmp))
-        if completed:  # the optimizer is not needed any more; saves 2x the model size on disk
-            del files["optimizer"]
-        else:
-            with atomic_path(self.dir / files["optimizer"]) as tmp:
-                torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp)
-        with atomic_path(self.dir / files["rng"]) as tmp:
-            torch.save(_rng_state() if rng is None else rng, tmp)
-        recorder.flush(self.dir / files["dynamics"])
-        atomic_write_parquet(self.dir / files["history"], _history_frame(history))
-        atomic_write_json(
-            self.state_path,
-            {**meta, "step": step, "completed": completed, "files": files, "version": STATE_VERSION},
-        )
-        keep = set(files.values()) | {"state.json"}
-        for p in self.dir.iterdir():
-            if p.name not in keep and p.is_file():
-                p.unlink(missing_ok=True)
-        pause_point("train.checkpoint")
-
-
-def _uses_order(config: TrainConfig) -> bool:
-    return config.order_weight != 0.0 or config.contrastive_weight != 1.0
-
-
-def _order_loss(q: torch.Tensor, c: torch.Tensor, neg: torch.Tensor | None, order: LabelledNegatives,
-                config: TrainConfig) -> torch.Tensor:
-    """CoSENT over the batch's labelled pairs: each (q_i, c_i) and each (q_rows[k], negative k)."""
-    import torch.nn.functional as F
-
-    with torch.autocast(device_type=q.device.type, enabled=False):
-        qn, cn = F.normalize(q.float(), dim=-1), F.normalize(c.float(), dim=-1)
-        cos = [(qn * cn).sum(-1)]
-        labels = [torch.as_tensor(np.asarray(order.positive_labels, dtype=np.float32), device=q.device)]
-        if neg is not None and len(order.texts):
-            rows = torch.as_tensor(np.asarray(order.rows, dtype=np.int64), device=q.device)
-            cos.append((qn[rows] * F.normalize(neg.float(), dim=-1)).sum(-1))
-            labels.append(torch.as_tensor(np.asarray(order.labels, dtype=np.float32), device=q.device))
-        return cosent(torch.cat(cos), torch.cat(labels), temperature=config.temperature)
-
-
-def _save_model_dir(encoder: Any, path: Path) -> Path:
-    """``encoder.save`` into a temporary folder, then swap it into place."""
-    tmp = path.parent / f".{path.name}.tmp"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    encoder.save(tmp)
-    old = path.parent / f".{path.name}.old"
-    if old.exists():
-        shutil.rmtree(old)
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old.exists():
-        shutil.rmtree(old)
-    return path
 
 
 # ------------------------------------------------------------------------------------ train
@@ -706,7 +203,7 @@ def train(
     distributed.init_from_env()
     world, rank = distributed.world_size(), distributed.rank()
     if world > 1:
-        _check_distributed(config, negatives, encoder)
+        check_multiprocess(config, negatives, encoder)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -727,8 +224,8 @@ def train(
         "config": {
             k: v
             for k, v in config.to_dict().items()
-            if k not in _NOT_IN_KEY and (config.mixup_alpha is not None or k not in _MIXUP_FIELDS)
-            and (_uses_order(config) or k not in _ORDER_FIELDS)  # keys of runs before these fields unchanged
+            if k not in NOT_IN_KEY and (config.mixup_alpha is not None or k not in MIXUP_FIELDS)
+            and (uses_order(config) or k not in ORDER_FIELDS)  # keys of runs before these fields unchanged
             and (config.grad_cache_chunk is not None or k != "grad_cache_chunk")
             and (config.micro_batch is not None or k != "micro_batch")
             and (config.mask_duplicates or k != "mask_duplicates")
@@ -764,13 +261,13 @@ def train(
         "warmup_steps": warmup_steps,
     }
 
-    ck = _Checkpointer(out_dir)
+    ck = Checkpointer(out_dir)
     if ck.exists() and not resume and rank == 0:
         ck.clear()
     distributed.barrier()  # every process reads the checkpoint rank 0 kept (out_dir must be shared)
     state = ck.state() if ck.exists() else None
     if state is not None and state.get("key") != key:
-        raise ParameterError(_key_mismatch_message(ck.dir, state, key_parts))
+        raise ParameterError(key_mismatch_message(ck.dir, state, key_parts))
 
     device = encoder.device
     recorder = DynamicsRecorder(
@@ -807,9 +304,9 @@ def train(
             opt = torch.load(ck.file(state, "optimizer"), map_location=device, weights_only=True)
             optimizer.load_state_dict(opt["optimizer"])
             scheduler.load_state_dict(opt["scheduler"])
-            _restore_rng(torch.load(ck.file(state, "rng"), weights_only=True), config.seed, start_step)
+            restore_rng(torch.load(ck.file(state, "rng"), weights_only=True), config.seed, start_step)
     else:
-        seed_everything(_rank_seed(config.seed, rank))
+        seed_everything(rank_seed(config.seed, rank))
     distributed.broadcast_parameters(encoder)  # every process starts from rank 0's weights
 
     ids = df["id"].to_numpy()
@@ -831,7 +328,7 @@ def train(
 
     def save(step: int, completed: bool) -> None:
         # each process's dropout generator, so a resumed multi-process run draws what it would have
-        rng = {"ranks": distributed.all_gather_objects(_rng_state())} if world > 1 else None
+        rng = {"ranks": distributed.all_gather_objects(rng_state())} if world > 1 else None
         if rank == 0:
             ck.save(
                 step=step,
@@ -879,7 +376,7 @@ def train(
                         len(idx), config.mixup_alpha, config.mixup_fraction, np.random.default_rng([config.seed, step])
                     )
                 if world > 1 or config.grad_cache_chunk is not None:
-                    loss, square = _parallel_step(
+                    loss, square = contrastive_step(
                         encoder, queries[idx].tolist(), codes[idx].tolist(), neg_texts, config, device,
                         want_square=recorder.records_batch,
                     )
@@ -887,12 +384,12 @@ def train(
                 else:
                     with autocast_context(device, config.bf16):
                         if plan is None:
-                            q = _embed_sorted(encoder, queries[idx].tolist(), "query", config.micro_batch)
-                            c = _embed_sorted(encoder, codes[idx].tolist(), "code", config.micro_batch)
+                            q = embed_sorted(encoder, queries[idx].tolist(), "query", config.micro_batch)
+                            c = embed_sorted(encoder, codes[idx].tolist(), "code", config.micro_batch)
                         else:
                             q, q_mix = mixup_embed(encoder, queries[idx].tolist(), "query", plan, config.mixup_layer)
                             c, c_mix = mixup_embed(encoder, codes[idx].tolist(), "code", plan, config.mixup_layer)
-                        neg = _embed_sorted(encoder, neg_texts, "code", config.micro_batch) if neg_texts else None
+                        neg = embed_sorted(encoder, neg_texts, "code", config.micro_batch) if neg_texts else None
                     ignore = None
                     if config.mask_duplicates:
                         ignore = duplicate_mask(queries[idx].tolist(), codes[idx].tolist(), neg_texts).to(q.device)
@@ -900,7 +397,7 @@ def train(
                     if plan is not None:
                         loss = loss + config.mixup_weight * mixup_loss(q, c, q_mix, c_mix, plan, config.temperature)
                     if config.order_weight > 0 and order is not None:
-                        loss = config.contrastive_weight * loss + config.order_weight * _order_loss(q, c, neg, order, config)
+                        loss = config.contrastive_weight * loss + config.order_weight * order_loss(q, c, neg, order, config)
                     elif config.contrastive_weight != 1.0:
                         loss = config.contrastive_weight * loss
                     loss.backward()
@@ -916,7 +413,7 @@ def train(
                 history.append(
                     {"step": step, "epoch": step / steps_per_epoch, "loss": loss_value, "lr": float(lr), "seconds": elapsed()}
                 )
-                if recorder.is_pool_checkpoint(step):  # single-process only (_check_distributed)
+                if recorder.is_pool_checkpoint(step):  # single-process only (check_multiprocess)
                     recorder.record_pool(encoder, step)
                 if step in save_steps:
                     save(step, completed=step == total_steps)
@@ -932,10 +429,10 @@ def train(
 
     seconds = float(history[-1]["seconds"]) if history else prior_seconds
     dynamics = recorder.to_frame() if recorder.enabled else empty_frame()
-    hist_df = _history_frame(history)
+    hist_df = history_frame(history)
     model_dir = out_dir / "model"
     if rank == 0:
-        _save_model_dir(encoder, model_dir)
+        save_model_dir(encoder, model_dir)
         atomic_write_parquet(out_dir / "dynamics.parquet", dynamics)
         atomic_write_parquet(out_dir / "history.parquet", hist_df)
         atomic_write_json(
