@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import save_model
+from safetensors.torch import load_model, save_model
 
 from workbench.errors import WorkbenchError
 from workbench.faultpoints import pause_point
@@ -144,6 +144,22 @@ class Checkpointer:
                 f"{p}: missing checkpoint file named by {self.state_path}; pass resume=False to start over"
             )
         return p
+
+    def restore(self, state: dict[str, Any], *, encoder: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                scheduler: Any, recorder: DynamicsRecorder, seed: int, device: torch.device
+                ) -> tuple[int, float, list[dict[str, Any]]]:
+        """Put the checkpoint ``state`` names back: weights, dynamics rows and, for an unfinished run, the
+        optimizer, scheduler and generator states. Returns (step, seconds trained so far, loss history)."""
+        load_model(encoder, str(self.file(state, "model")), device=str(device))
+        step = int(state["step"])
+        history = pd.read_parquet(self.file(state, "history")).to_dict("records")
+        recorder.restore(self.file(state, "dynamics"), max_step=step)
+        if not state.get("completed"):
+            opt = torch.load(self.file(state, "optimizer"), map_location=device, weights_only=True)
+            optimizer.load_state_dict(opt["optimizer"])
+            scheduler.load_state_dict(opt["scheduler"])
+            restore_rng(torch.load(self.file(state, "rng"), weights_only=True), seed, step)
+        return step, float(state.get("seconds", 0.0)), history
 
     def clear(self) -> None:
         if self.dir.exists():

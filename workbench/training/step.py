@@ -1,7 +1,8 @@
-"""One training step's loss and gradients: InfoNCE over a global batch that several processes may
-share (each embeds its shard; codes and negatives are gathered with gradients), through GradCache
-when asked, with OASIS's CoSENT order loss beside it (Select then MixUp step 1, CoRNStack section
-2.3 negatives, OASIS eq. 4). :func:`workbench.training.trainer.train` runs the loop around it."""
+"""One training step's loss and gradients (:func:`batch_step`): InfoNCE over the batch and its extra
+negatives, with Select then MixUp's representation MixUp and OASIS's CoSENT order loss beside it
+(Select then MixUp steps 1 and 4, CoRNStack section 2.3, OASIS eq. 4); under several processes
+each embeds its shard and codes and negatives are gathered with gradients, through GradCache when
+asked (:func:`contrastive_step`). :func:`workbench.training.trainer.train` runs the loop around it."""
 
 from __future__ import annotations
 
@@ -16,10 +17,11 @@ from workbench.runtime import autocast_context
 from workbench.training import distributed
 from workbench.training.gradcache import grad_cache_backward
 from workbench.training.losses import cosent, duplicate_mask, info_nce
+from workbench.training.mixup import mix_plan, mixup_embed, mixup_loss
 from workbench.training.train_config import LabelledNegatives, TrainConfig
 
-__all__ = ["check_multiprocess", "contrastive_step", "embed_sorted", "order_loss", "pad_shard", "uses_order",
-           "valid_rows"]
+__all__ = ["batch_negatives", "batch_step", "check_multiprocess", "contrastive_step", "embed_sorted", "order_loss",
+           "pad_shard", "uses_order", "valid_rows"]
 
 
 def check_multiprocess(config: TrainConfig, negatives: Any, encoder: Any) -> None:
@@ -162,3 +164,62 @@ def order_loss(q: torch.Tensor, c: torch.Tensor, neg: torch.Tensor | None, order
             cos.append((qn[rows] * F.normalize(neg.float(), dim=-1)).sum(-1))
             labels.append(torch.as_tensor(np.asarray(order.labels, dtype=np.float32), device=q.device))
         return cosent(torch.cat(cos), torch.cat(labels), temperature=config.temperature)
+
+
+def batch_negatives(negatives: Any, rows: np.ndarray, step: int, total_steps: int
+                    ) -> tuple[list[str], LabelledNegatives | None]:
+    """The extra negative codes a ``negatives`` hook gives for the batch of ``rows`` at ``step``
+    (``hook(rows, step, progress)``, progress 0 at the first step and 1 at the last), and their order
+    labels when the hook is an OASIS one (it returns :class:`LabelledNegatives`)."""
+    if negatives is None:
+        return [], None
+    got = negatives(rows, step, (step - 1) / max(total_steps - 1, 1))
+    if isinstance(got, LabelledNegatives):
+        return [str(t) for t in got.texts], got
+    return [str(t) for t in got], None
+
+
+def batch_step(
+    encoder: Any,
+    queries: list[str],
+    codes: list[str],
+    neg_texts: list[str],
+    order: LabelledNegatives | None,
+    config: TrainConfig,
+    device: torch.device,
+    step: int,
+    want_square: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Forward and backward of one batch; returns the loss (detached) and the B x B in-batch logits.
+
+    Several processes or GradCache: :func:`contrastive_step`, gradients averaged over processes. One
+    process: InfoNCE over the batch and its extra negatives (duplicates masked when asked), plus
+    ``mixup_weight`` times the MixUp loss (Select then MixUp step 4; the plan drawn from (seed, step)),
+    weighted ``contrastive_weight`` and with ``order_weight`` times OASIS's CoSENT when the batch has
+    order labels."""
+    if distributed.world_size() > 1 or config.grad_cache_chunk is not None:
+        loss, square = contrastive_step(encoder, queries, codes, neg_texts, config, device, want_square=want_square)
+        distributed.average_gradients(encoder.parameters())
+        return loss, square
+    plan = None
+    if config.mixup_alpha is not None:
+        plan = mix_plan(len(queries), config.mixup_alpha, config.mixup_fraction,
+                        np.random.default_rng([config.seed, step]))
+    with autocast_context(device, config.bf16):
+        if plan is None:
+            q = embed_sorted(encoder, queries, "query", config.micro_batch)
+            c = embed_sorted(encoder, codes, "code", config.micro_batch)
+        else:
+            q, q_mix = mixup_embed(encoder, queries, "query", plan, config.mixup_layer)
+            c, c_mix = mixup_embed(encoder, codes, "code", plan, config.mixup_layer)
+        neg = embed_sorted(encoder, neg_texts, "code", config.micro_batch) if neg_texts else None
+    ignore = duplicate_mask(queries, codes, neg_texts).to(q.device) if config.mask_duplicates else None
+    loss, logits = info_nce(q, c, temperature=config.temperature, negatives=neg, ignore=ignore)
+    if plan is not None:
+        loss = loss + config.mixup_weight * mixup_loss(q, c, q_mix, c_mix, plan, config.temperature)
+    if config.order_weight > 0 and order is not None:
+        loss = config.contrastive_weight * loss + config.order_weight * order_loss(q, c, neg, order, config)
+    elif config.contrastive_weight != 1.0:
+        loss = config.contrastive_weight * loss
+    loss.backward()
+    return loss.detach(), logits[:, : len(queries)]  # the in-batch square only

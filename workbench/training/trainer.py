@@ -76,12 +76,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_model
 
 from workbench.errors import ParameterError
 from workbench.pairs import check_pairs
 from workbench.progress import tqdm
-from workbench.runtime import autocast_context, seed_everything, tf32_context
+from workbench.runtime import seed_everything, tf32_context
 from workbench.store import atomic_write_json, atomic_write_parquet, cache_key
 from workbench.training import distributed
 from workbench.training.checkpoint import (
@@ -90,14 +89,11 @@ from workbench.training.checkpoint import (
     history_frame,
     key_mismatch_message,
     rank_seed,
-    restore_rng,
     rng_state,
     save_model_dir,
 )
 from workbench.training.dynamics import DynamicsRecorder, empty_frame
-from workbench.training.losses import duplicate_mask, info_nce
-from workbench.training.mixup import mix_plan, mixup_embed, mixup_loss
-from workbench.training.step import check_multiprocess, contrastive_step, embed_sorted, order_loss, uses_order
+from workbench.training.step import batch_negatives, batch_step, check_multiprocess, uses_order
 from workbench.training.train_config import (
     MIXUP_FIELDS,
     NOT_IN_KEY,
@@ -160,6 +156,62 @@ def _uncompile(model: torch.nn.Module) -> None:
     model._compiled_call_impl = None  # the attribute nn.Module.compile sets (torch >= 2.2)
 
 
+def _resume_key(
+    config: TrainConfig,
+    df: pd.DataFrame,
+    encoder: Any,
+    negatives: Any,
+    negatives_key: str | None,
+    pool_codes: Sequence[str] | None,
+) -> tuple[dict[str, Any], list[str]]:
+    """What a checkpoint must match to be resumed (the settings that change what is learnt, the pairs,
+    the encoder, the negatives hook, the extra pool codes), and the extra pool codes as texts. A field
+    joins only when it is in use, so the keys of runs made before it existed are unchanged."""
+    key_parts = {
+        "config": {
+            k: v
+            for k, v in config.to_dict().items()
+            if k not in NOT_IN_KEY and (config.mixup_alpha is not None or k not in MIXUP_FIELDS)
+            and (uses_order(config) or k not in ORDER_FIELDS)  # keys of runs before these fields unchanged
+            and (config.grad_cache_chunk is not None or k != "grad_cache_chunk")
+            and (config.micro_batch is not None or k != "micro_batch")
+            and (config.mask_duplicates or k != "mask_duplicates")
+        },
+        "data": _fingerprint_pairs(df),
+        "n_pairs": len(df),
+        "encoder": _describe_encoder(encoder),
+    }
+    if negatives is not None:  # only then, so the keys of runs without negatives are unchanged
+        if not callable(negatives):
+            raise ParameterError(f"negatives: expected a callable (rows, step, progress) -> texts, got {negatives!r}")
+        negatives_key = negatives_key if negatives_key is not None else getattr(negatives, "key", None)
+        if not isinstance(negatives_key, str) or not negatives_key:
+            raise ParameterError(
+                "negatives_key: a non-empty string identifying the negatives hook is required (it is part "
+                "of the resume key); pass negatives_key=... or give the hook a `key` attribute"
+            )
+        key_parts["negatives"] = negatives_key
+    extra_pool = [str(c) for c in pool_codes] if pool_codes is not None else []
+    if extra_pool and config.dynamics_mode in ("fixed_pool", "both"):  # only then: other keys unchanged
+        key_parts["pool_codes"] = cache_key({"codes": sorted(set(extra_pool))})
+    if config.order_weight > 0 and not getattr(negatives, "labelled", False):
+        raise ParameterError(
+            "TrainConfig.order_weight > 0 needs order labels: pass negatives=<a hook with labelled = True "
+            "returning LabelledNegatives>, e.g. workbench.oasis.objective.OrderLabelHook"
+        )
+    return key_parts, extra_pool
+
+
+def _write_outputs(out_dir: Path, encoder: Any, dynamics: pd.DataFrame, history: pd.DataFrame,
+                   record: dict[str, Any]) -> None:
+    """A finished run's files, each atomic: ``model/``, ``dynamics.parquet``, ``history.parquet``, and
+    ``train_config.json`` (``record``: the resume key's parts, timings, versions) last."""
+    save_model_dir(encoder, out_dir / "model")
+    atomic_write_parquet(out_dir / "dynamics.parquet", dynamics)
+    atomic_write_parquet(out_dir / "history.parquet", history)
+    atomic_write_json(out_dir / "train_config.json", record)
+
+
 # ------------------------------------------------------------------------------------ train
 def train(
     encoder: Any,
@@ -220,38 +272,7 @@ def train(
         total_steps = min(total_steps, config.max_steps)
     warmup_steps = math.ceil(config.warmup_ratio * total_steps)
 
-    key_parts = {
-        "config": {
-            k: v
-            for k, v in config.to_dict().items()
-            if k not in NOT_IN_KEY and (config.mixup_alpha is not None or k not in MIXUP_FIELDS)
-            and (uses_order(config) or k not in ORDER_FIELDS)  # keys of runs before these fields unchanged
-            and (config.grad_cache_chunk is not None or k != "grad_cache_chunk")
-            and (config.micro_batch is not None or k != "micro_batch")
-            and (config.mask_duplicates or k != "mask_duplicates")
-        },
-        "data": _fingerprint_pairs(df),
-        "n_pairs": n,
-        "encoder": _describe_encoder(encoder),
-    }
-    if negatives is not None:  # only then, so the keys of runs without negatives are unchanged
-        if not callable(negatives):
-            raise ParameterError(f"negatives: expected a callable (rows, step, progress) -> texts, got {negatives!r}")
-        negatives_key = negatives_key if negatives_key is not None else getattr(negatives, "key", None)
-        if not isinstance(negatives_key, str) or not negatives_key:
-            raise ParameterError(
-                "negatives_key: a non-empty string identifying the negatives hook is required (it is part "
-                "of the resume key); pass negatives_key=... or give the hook a `key` attribute"
-            )
-        key_parts["negatives"] = negatives_key
-    extra_pool = [str(c) for c in pool_codes] if pool_codes is not None else []
-    if extra_pool and config.dynamics_mode in ("fixed_pool", "both"):  # only then: other keys unchanged
-        key_parts["pool_codes"] = cache_key({"codes": sorted(set(extra_pool))})
-    if config.order_weight > 0 and not getattr(negatives, "labelled", False):
-        raise ParameterError(
-            "TrainConfig.order_weight > 0 needs order labels: pass negatives=<a hook with labelled = True "
-            "returning LabelledNegatives>, e.g. workbench.oasis.objective.OrderLabelHook"
-        )
+    key_parts, extra_pool = _resume_key(config, df, encoder, negatives, negatives_key, pool_codes)
     key = cache_key(key_parts)
     meta = {
         "key": key,
@@ -294,17 +315,8 @@ def train(
     start_step, prior_seconds = 0, 0.0
 
     if state is not None:
-        load_model(encoder, str(ck.file(state, "model")), device=str(device))
-        start_step = int(state["step"])
-        prior_seconds = float(state.get("seconds", 0.0))
-        hist = pd.read_parquet(ck.file(state, "history"))
-        history = hist.to_dict("records")
-        recorder.restore(ck.file(state, "dynamics"), max_step=start_step)
-        if not state.get("completed"):
-            opt = torch.load(ck.file(state, "optimizer"), map_location=device, weights_only=True)
-            optimizer.load_state_dict(opt["optimizer"])
-            scheduler.load_state_dict(opt["scheduler"])
-            restore_rng(torch.load(ck.file(state, "rng"), weights_only=True), config.seed, start_step)
+        start_step, prior_seconds, history = ck.restore(state, encoder=encoder, optimizer=optimizer, scheduler=scheduler,
+                                                        recorder=recorder, seed=config.seed, device=device)
     else:
         seed_everything(rank_seed(config.seed, rank))
     distributed.broadcast_parameters(encoder)  # every process starts from rank 0's weights
@@ -361,47 +373,9 @@ def train(
             for step in range(start_step + 1, total_steps + 1):
                 idx = batch_indices(step)
                 lr = optimizer.param_groups[0]["lr"]
-                neg_texts: list[str] = []
-                order: LabelledNegatives | None = None
-                if negatives is not None:
-                    progress = (step - 1) / max(total_steps - 1, 1)
-                    got = negatives(idx, step, progress)
-                    if isinstance(got, LabelledNegatives):
-                        order, neg_texts = got, [str(t) for t in got.texts]
-                    else:
-                        neg_texts = [str(t) for t in got]
-                plan = None
-                if config.mixup_alpha is not None:
-                    plan = mix_plan(
-                        len(idx), config.mixup_alpha, config.mixup_fraction, np.random.default_rng([config.seed, step])
-                    )
-                if world > 1 or config.grad_cache_chunk is not None:
-                    loss, square = contrastive_step(
-                        encoder, queries[idx].tolist(), codes[idx].tolist(), neg_texts, config, device,
-                        want_square=recorder.records_batch,
-                    )
-                    distributed.average_gradients(encoder.parameters())
-                else:
-                    with autocast_context(device, config.bf16):
-                        if plan is None:
-                            q = embed_sorted(encoder, queries[idx].tolist(), "query", config.micro_batch)
-                            c = embed_sorted(encoder, codes[idx].tolist(), "code", config.micro_batch)
-                        else:
-                            q, q_mix = mixup_embed(encoder, queries[idx].tolist(), "query", plan, config.mixup_layer)
-                            c, c_mix = mixup_embed(encoder, codes[idx].tolist(), "code", plan, config.mixup_layer)
-                        neg = embed_sorted(encoder, neg_texts, "code", config.micro_batch) if neg_texts else None
-                    ignore = None
-                    if config.mask_duplicates:
-                        ignore = duplicate_mask(queries[idx].tolist(), codes[idx].tolist(), neg_texts).to(q.device)
-                    loss, logits = info_nce(q, c, temperature=config.temperature, negatives=neg, ignore=ignore)
-                    if plan is not None:
-                        loss = loss + config.mixup_weight * mixup_loss(q, c, q_mix, c_mix, plan, config.temperature)
-                    if config.order_weight > 0 and order is not None:
-                        loss = config.contrastive_weight * loss + config.order_weight * order_loss(q, c, neg, order, config)
-                    elif config.contrastive_weight != 1.0:
-                        loss = config.contrastive_weight * loss
-                    loss.backward()
-                    loss, square = loss.detach(), logits[:, : len(idx)]  # the in-batch square only
+                neg_texts, order = batch_negatives(negatives, idx, step, total_steps)
+                loss, square = batch_step(encoder, queries[idx].tolist(), codes[idx].tolist(), neg_texts, order, config,
+                                          device, step, want_square=recorder.records_batch)
                 if config.max_grad_norm is not None:
                     torch.nn.utils.clip_grad_norm_(encoder.parameters(), config.max_grad_norm)
                 optimizer.step()
@@ -432,21 +406,10 @@ def train(
     hist_df = history_frame(history)
     model_dir = out_dir / "model"
     if rank == 0:
-        save_model_dir(encoder, model_dir)
-        atomic_write_parquet(out_dir / "dynamics.parquet", dynamics)
-        atomic_write_parquet(out_dir / "history.parquet", hist_df)
-        atomic_write_json(
-            out_dir / "train_config.json",
-            {
-                **meta,
-                "seconds": seconds,
-                "completed": True,
-                "torch": torch.__version__,
-                "threads": torch.get_num_threads(),
-                "device": str(device),
-                **({"world_size": world} if world > 1 else {}),
-            },
-        )
+        _write_outputs(out_dir, encoder, dynamics, hist_df,
+                       {**meta, "seconds": seconds, "completed": True, "torch": torch.__version__,
+                        "threads": torch.get_num_threads(), "device": str(device),
+                        **({"world_size": world} if world > 1 else {})})
     distributed.barrier()
     return TrainResult(
         model_dir=model_dir,
