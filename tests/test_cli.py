@@ -126,3 +126,14 @@ def test_every_preset_the_readme_names_is_accepted(capsys):
     assert main(["run", "--preset", "paper", "--notebooks", "99", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "no notebook '99'" in err and "invalid choice" not in err
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """``workbench params | head -1``: the pipe closes before the listing is written; the command stops
+    quietly (status 141, as a shell reports SIGPIPE) instead of printing a BrokenPipeError traceback."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "params"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # long before the interpreter has imported the workbench and printed
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipe" not in err, err
