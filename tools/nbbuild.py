@@ -36,8 +36,8 @@ def build(path: str, cells: list[tuple[str, str]]) -> None:
     nb.metadata["language_info"] = {"name": "python"}
     for kind, src in cells:
         src = src.strip("\n")
-        if kind == "params" and reads_comment(Path(path).stem):
-            src += "\n" + reads_comment(Path(path).stem)
+        if kind == "params" and (listing := reads_comment(Path(path).stem)):
+            src += "\n" + listing
         if kind == "md":
             nb.cells.append(nbformat.v4.new_markdown_cell(src))
         else:

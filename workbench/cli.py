@@ -91,7 +91,6 @@ def _params(args: argparse.Namespace) -> int:
     from .config import SECTIONS, chapter_parameters, parse_assignment, resolve
 
     params = resolve(args.preset, dict(parse_assignment(s) for s in args.set or []))
-    # a frozen dict of the values: reading them here is not a chapter's read
     values = params.to_dict()
     sections = chapter_parameters(args.chapter) if args.chapter else SECTIONS
     count = sum(len(names) for names in sections.values())
