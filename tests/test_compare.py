@@ -141,3 +141,26 @@ def test_delta_figure_orders_variants_and_colours_by_interval():
     assert list(bar.error_x.array) == pytest.approx([0.5, 0.6, 0.8])
     with pytest.raises(ParameterError, match="no rows"):
         compare.delta_figure(tests, "cosqa")
+
+
+def test_verdicts_read_every_logged_comparison_and_say_whether_its_interval_excludes_zero():
+    def row(variant, task, lo, hi):
+        return {"variant": variant, "task": task, "delta": (lo + hi) / 2, "ci_low": lo, "ci_high": hi, "mde": 0.8,
+                "p_value": 0.01, "queries": 300}
+
+    metrics = {
+        "00_quickstart": {"paired_tests": [row("fine-tuned", "id_test", 1.0, 5.0), row("fine-tuned", "OOD avg", -0.4, 0.6)]},
+        "04_training": {"paired_tests": [row("ambiguous+hard", "OOD avg", -2.0, -0.1), row("random", "stdlib", 1, 2)],
+                        "table_mean": [{"model": "all"}]},
+        "03_data_maps": {"paired_tests": [row("ignored", "OOD avg", 1, 2)]},  # not a logged comparison
+    }
+    table = compare.verdicts(metrics)
+    assert list(zip(table["comparison"], table["variant"], table["task"], table["verdict"])) == [
+        ("quickstart", "fine-tuned vs zero-shot", "OOD avg", "no difference detected"),
+        ("Select then MixUp", "ambiguous+hard vs all", "OOD avg", "worse"),
+        ("quickstart", "fine-tuned vs zero-shot", "id_test", "better"),
+    ]
+    lines = compare.verdict_lines(table)
+    assert lines[-3].split()[-1] == "detected" and lines[-2].endswith("worse") and lines[-1].endswith("better")
+    assert "-1.05 [-2.00, -0.10]" in lines[-2] and "0.80" in lines[-2]
+    assert compare.verdict_lines(compare.verdicts({})) == []

@@ -399,3 +399,20 @@ def test_ablation_arms_follow_table_5(corpus):
     assert len(keys) == 3 and [a.negatives.sampler.strategy for a in arms[2:]] == ["topk", "softmax", "curriculum"]
     ex = removed_examples(df, consistency_filter(Q, C, k=2, delta=0.4), n=3, order="highest", reason="below_delta")
     assert (ex["reason"] == "below_delta").all() and ex["self_score"].is_monotonic_decreasing
+
+
+def test_ablation_arms_can_be_chosen_and_keep_the_baseline(corpus):
+    from workbench.curation import ablation_arms
+
+    df, Q, C = corpus
+    arms = ablation_arms(df, Q, C, k=2, delta=0.4, M=8, n_per_query=2, depth=16, names=("curriculum", "filtering"))
+    assert [a.name for a in arms] == ["none", "filtering", "curriculum"]  # the table's order, "none" always
+    with pytest.raises(ParameterError, match="unknown arm.*'hardest'"):
+        ablation_arms(df, Q, C, names=("none", "hardest"))
+
+
+def test_the_default_arms_are_table_5():
+    from workbench.config import Params
+    from workbench.curation import ABLATION_ARMS
+
+    assert Params().ablation_arms == ABLATION_ARMS

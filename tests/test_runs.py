@@ -87,6 +87,12 @@ def test_smoke_run_of_the_quickstart(tmp_path):
     executed = nbformat.read(run / "00_quickstart.ipynb", as_version=4)
     assert any(c.get("outputs") for c in executed.cells if c.cell_type == "code")
     assert "cosqa MRR (zero-shot -> fine-tuned)" in proc.stdout
+    # the fine-tune against zero-shot, paired over the same queries, in metrics and in the run's closing table
+    ood = [t for t in metrics["paired_tests"] if t["task"] == "OOD avg"]
+    assert [t["variant"] for t in ood] == ["fine-tuned"] and ood[0]["ci_low"] <= ood[0]["delta"] <= ood[0]["ci_high"]
+    assert ood[0]["mde"] > 0 and ood[0]["queries"] == sum(r["queries"] for r in metrics["fine_tuned"] if r["task"] != "id_test")
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("quickstart") and "OOD avg" in x)
+    assert "fine-tuned vs zero-shot" in line and f"{ood[0]['delta']:+.2f}" in line
     _assert_reads_are_listed(run, "00_quickstart")
 
 
@@ -192,6 +198,11 @@ def test_smoke_run_of_data_maps_and_select_then_mixup(smoke_chain):
     ood = [t for t in sel["paired_tests"] if t["task"] == "OOD avg"]
     assert {t["variant"] for t in ood} == {"all + MixUp", "ambiguous+hard", "ambiguous+hard + MixUp"}
     assert all(t["ci_low"] <= t["delta"] <= t["ci_high"] for t in ood)
+    # the run ends with every comparison and its verdict
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("Select then MixUp") and "ambiguous+hard vs all" in x
+                and "OOD avg" in x)
+    (row,) = [t for t in ood if t["variant"] == "ambiguous+hard"]
+    assert line.split()[-1] == ("better" if row["ci_low"] > 0 else "worse" if row["ci_high"] < 0 else "detected")
     # 04 reused the data-map run of 03 instead of training it again
     assert sel["datamap_reused"] is True and "04_training" in proc.stdout
     # 04 section 7: the OASIS labels (repository negatives, mpnet, SmolLM2 as the judge) and the ablation

@@ -21,14 +21,15 @@ This chapter walks the whole loop once, small enough for a 2-core laptop:
 Run it top to bottom in JupyterLab, or headlessly: `workbench run --preset smoke --notebooks 00`.
 """),
 ("params", """
-preset = "cpu"      # smoke | cpu | gpu
+preset = "tour"     # tour (about 15 min for every chapter) | smoke | cpu | gpu | paper
 overrides = {}      # e.g. {"train_pairs": 500, "epochs": 1}; unknown names are refused
 run_dir = None      # set by `workbench run`; by hand: papermill_runs/interactive-<preset>/
 """),
 ("code", """
 import plotly.express as px
+from IPython.display import display
 
-from workbench import cartography, corpus, experiment, runs, viz
+from workbench import cartography, compare, corpus, experiment, runs, viz
 from workbench.models import BiEncoder
 from workbench.runtime import pick_device
 from workbench.training import train
@@ -64,7 +65,7 @@ CodeXGLUE does, in percent, with a bootstrap 95% interval over queries.
 tasks = experiment.standard_tasks(pairs, P)
 device = pick_device(P.device)
 encoder = BiEncoder.load(P.model, max_query_len=P.max_query_len, max_code_len=P.max_code_len, device=device)
-zero_shot, _ = experiment.evaluate_suite(encoder, tasks, P, label=f"{P.model} zero-shot")
+zero_shot, zero_shot_queries = experiment.evaluate_suite(encoder, tasks, P, label=f"{P.model} zero-shot")
 zero_shot
 """),
 ("md", """
@@ -83,8 +84,13 @@ print(f"trained on {len(train_pairs)} pairs in {result.seconds:.0f} s -> {result
 px.line(result.history, x="step", y="loss", title="training loss (InfoNCE)")
 """),
 ("code", """
-fine_tuned, _ = experiment.evaluate_suite(encoder, tasks, P, label=f"{P.model} fine-tuned")
-experiment.compare(zero_shot, fine_tuned)
+fine_tuned, fine_tuned_queries = experiment.evaluate_suite(encoder, tasks, P, label=f"{P.model} fine-tuned")
+display(experiment.compare(zero_shot, fine_tuned))
+# paired over the same queries: is the change more than the queries' noise? (MDE: what this size can detect)
+tests = compare.paired_vs_baseline({"zero-shot": {t: [r.per_query] for t, r in zero_shot_queries.items()},
+                                    "fine-tuned": {t: [r.per_query] for t, r in fine_tuned_queries.items()}},
+                                   "zero-shot", [t for t in tasks if t != "id_test"], n_boot=P.n_boot, seed=P.seed)
+compare.format_paired(tests)
 """),
 ("md", """
 ## 4. A first data map
@@ -108,6 +114,7 @@ after = fine_tuned.set_index("task")["MRR"]
 run.log_metrics({
     "corpus": corpus.corpus_stats(pairs).reset_index().to_dict(orient="records"),
     "zero_shot": zero_shot.to_dict(orient="records"),
+    "paired_tests": tests.to_dict(orient="records"),
     "fine_tuned": fine_tuned.to_dict(orient="records"),
     "train_seconds": round(result.seconds, 1),
     "train_pairs": len(train_pairs),

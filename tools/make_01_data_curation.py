@@ -16,7 +16,7 @@ hard negatives mined from the corpus with a false-negative guard, and a softmax 
 temperature follows a curriculum, and reproduce the shape of its Table 5 on our data.
 """),
 ("params", """
-preset = "cpu"      # smoke | cpu | gpu
+preset = "tour"     # tour (about 15 min for every chapter) | smoke | cpu | gpu | paper
 overrides = {}      # e.g. {"consistency_delta": 0.6, "curation_pairs": 4000}
 run_dir = None
 """),
@@ -147,6 +147,7 @@ in-distribution test and every OOD set (equal-size pools for the mined sets).
 arms = curation.ablation_arms(
     pool, Q, C, k=P.consistency_k, delta=P.consistency_delta, M=P.hard_negatives, gamma=P.gamma,
     n_per_query=P.negatives_per_query, depth=P.negatives_depth, tau_start=P.tau_start, tau_end=P.tau_end, seed=P.seed,
+    names=P.ablation_arms,
 )
 tasks = experiment.comparison_tasks(sets, P)
 ood_tasks = [t for t in tasks if t != "id_test"]

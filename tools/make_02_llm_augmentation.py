@@ -32,7 +32,7 @@ identical data. Generated code is data: it is parsed, never executed (NatGen's t
 checked for equal behaviour in a sandboxed subprocess by the tests).
 """),
 ("params", """
-preset = "cpu"      # smoke | cpu | gpu | paper
+preset = "tour"     # tour (about 15 min for every chapter) | smoke | cpu | gpu | paper
 overrides = {}      # e.g. {"llm_backend": "openai", "llm_model": "gpt-4o-mini", "llm_mode": "batched", "aug_query_pairs": None}
 run_dir = None
 """),

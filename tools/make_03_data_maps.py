@@ -25,7 +25,7 @@ files to that pool: hard negatives that flag mislabelled pairs better, docs/outc
 checks the instrument itself: does low confidence find pairs we corrupted on purpose?
 """),
 ("params", """
-preset = "cpu"      # smoke | cpu | gpu | paper
+preset = "tour"     # tour (about 15 min for every chapter) | smoke | cpu | gpu | paper
 overrides = {}      # e.g. {"datamap_pairs": 4000, "datamap_epochs": 4, "ambiguous_q": 0.75}
 run_dir = None
 """),
@@ -212,7 +212,7 @@ run.log_metrics({
         "in_batch vs fixed_pool: category agreement": round(modes.agreement, 3),
         f"data map: share with confidence > 0.9 ({P.datamap_mode})": round(saturation[P.datamap_mode], 3),
         **({} if validity is None else {
-            f"low confidence flags {r['kind']}s, ROC-AUC ({r['mode']})": round(r["auc"], 3)
+            f"low confidence flags corrupted pairs ({r['kind']}), ROC-AUC ({r['mode']})": round(r["auc"], 3)
             for r in validity.to_dict(orient="records") if r["mode"] == vmode}),
     },
 })

@@ -30,7 +30,7 @@ same test suite. `select_subsets=""` skips Select then MixUp and `oasis_variants
 a sweep can run either alone.
 """),
 ("params", """
-preset = "cpu"      # smoke | cpu | gpu | paper
+preset = "tour"     # tour (about 15 min for every chapter) | smoke | cpu | gpu | paper
 overrides = {}      # e.g. {"select_seeds": 3, "mixup_alpha": 0.2, "mixup_layer": 3, "subset_file": "ambiguous-hard"}
 run_dir = None
 """),

@@ -24,7 +24,7 @@ or `workbench run` for all); this notebook stops with that instruction when it f
 Embeddings and projections are cached under `analysis/` in the run folder, so a re-run is fast.
 """),
 ("params", """
-preset = "cpu"      # smoke | cpu | gpu | paper
+preset = "tour"     # tour (about 15 min for every chapter) | smoke | cpu | gpu | paper
 overrides = {}      # e.g. {"compare_models": "zero-shot,select/all-seed42", "pairs_projection": "umap"}
 run_dir = None
 """),

@@ -22,7 +22,7 @@ appendix G):
 then MixUp*'s ambiguous+hard + MixUp). Run a training chapter into the same run folder first.
 """),
 ("params", """
-preset = "cpu"      # smoke | cpu | gpu | paper
+preset = "tour"     # tour (about 15 min for every chapter) | smoke | cpu | gpu | paper
 overrides = {}      # e.g. {"compare_models": "zero-shot,select/ambiguous_hard-mixup-seed42", "case_k": 10}
 run_dir = None
 """),

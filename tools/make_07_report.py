@@ -22,7 +22,7 @@ chapter reports on this run folder itself: the tables of the chapters run before
 then MixUp table, 01's CoRNStack ablation), as a sweep of one run.
 """),
 ("params", """
-preset = "cpu"      # smoke | cpu | gpu | paper
+preset = "tour"     # tour (about 15 min for every chapter) | smoke | cpu | gpu | paper
 overrides = {}
 run_dir = None
 sweep = None        # e.g. "select_mixup-cpu" or "../sweeps/select_mixup-cpu.yaml"; None = this run folder

@@ -1,9 +1,9 @@
 """The ``workbench`` command.
 
     workbench eval   --model minilm --task cosqa --split dev [--data-dir DIR]   -> JSON metrics
-    workbench run    [--preset smoke|cpu|gpu] [--notebooks 00 ...] [--set name=value ...]
-    workbench corpus [--preset cpu]                                           -> builds, prints stats
-    workbench params [04] [--preset cpu] [--set name=value ...]               -> what a chapter reads, and the values
+    workbench run    [--preset tour|smoke|cpu|gpu|paper] [--notebooks 00 ...] [--set name=value ...]
+    workbench corpus [--preset tour]                                          -> builds, prints stats
+    workbench params [04] [--preset tour] [--set name=value ...]              -> what a chapter reads, and the values
     workbench models [--fetch mpnet]                                          -> the offline registry
 
 Errors the user can fix (bad files, unknown names, bad parameters) print one clear line and exit 2.
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_eval)
 
     r = sub.add_parser("run", help="execute the notebooks headlessly with papermill")
-    r.add_argument("--preset", default="cpu", choices=presets)
+    r.add_argument("--preset", default="tour", choices=presets)
     r.add_argument("--notebooks", nargs="*", default=None, help="names or numbers (default: all, in order)")
     r.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter (repeatable)")
     r.add_argument("--run-dir", default=None, help="write into this folder instead of a new timestamped one")
@@ -219,14 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=_report)
 
     c = sub.add_parser("corpus", help="build (or load from cache) the mined corpus and print its statistics")
-    c.add_argument("--preset", default="cpu", choices=presets)
+    c.add_argument("--preset", default="tour", choices=presets)
     c.add_argument("--spec", default=None, help="a named corpus spec (default: the preset's)")
     c.add_argument("--force", action="store_true", help="rebuild even if cached")
     c.set_defaults(func=_corpus)
 
     pa = sub.add_parser("params", help="list the parameters a chapter reads (or all), by section, with their values")
     pa.add_argument("chapter", nargs="?", default=None, help="a chapter: 04 or 04_training (default: every parameter)")
-    pa.add_argument("--preset", default="cpu", choices=presets)
+    pa.add_argument("--preset", default="tour", choices=presets)
     pa.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a parameter (repeatable)")
     pa.set_defaults(func=_params)
 

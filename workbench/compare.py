@@ -10,6 +10,8 @@ and scored query by query on the same test sets, compared to a baseline.
   (``mde``: the smallest true difference the comparison detects with 80% power at alpha 0.05;
   ``evaluation.minimum_detectable_effect``).
 - ``delta_figure``: the differences with their intervals, the paper-style summary.
+- ``verdicts`` / ``verdict_lines``: every paired comparison a run's chapters logged, each with
+  whether its interval excludes zero (the table ``workbench run`` ends with).
 
 Below every method (Select then MixUp, ChatDANCE, OASIS, CoRNStack, the baseline levers) and above
 ``evaluation``, which scores one model.
@@ -26,7 +28,8 @@ import pandas as pd
 from .errors import ParameterError
 from .evaluation import bootstrap_interval, minimum_detectable_effect, minimum_detectable_effect_of_average
 
-__all__ = ["seed_table", "format_seed_table", "paired_vs_baseline", "format_paired", "MDE_COLUMN", "delta_figure"]
+__all__ = ["seed_table", "format_seed_table", "paired_vs_baseline", "format_paired", "MDE_COLUMN", "delta_figure",
+           "LOGGED_TESTS", "verdicts", "verdict_lines"]
 
 #: the column name of the minimum detectable effect in formatted (display) tables
 MDE_COLUMN = "MDE (80%)"
@@ -222,3 +225,48 @@ def delta_figure(tests: pd.DataFrame, task: str = "OOD avg", title: str | None =
         margin=dict(l=180),
     )
     return fig
+
+
+#: the paired tests the chapters log in ``metrics.json``: (notebook, key) -> (comparison, its baseline)
+LOGGED_TESTS: dict[tuple[str, str], tuple[str, str]] = {
+    ("00_quickstart", "paired_tests"): ("quickstart", "zero-shot"),
+    ("01_data_curation", "ablation_paired_tests"): ("CoRNStack ablation", "none"),
+    ("02_llm_augmentation", "paired_tests"): ("ChatDANCE", "baseline"),
+    ("04_training", "paired_tests"): ("Select then MixUp", "all"),
+    ("04_training", "oasis_paired_tests"): ("OASIS ablation", "InfoNCE"),
+}
+
+
+def verdicts(metrics: dict[str, Any], tasks: Sequence[str] = ("OOD avg", "id_test")) -> pd.DataFrame:
+    """Every paired comparison a run logged (``metrics.json``, :data:`LOGGED_TESTS`) on ``tasks``: one
+    row per comparison and task with ``delta``, its interval, ``mde`` and ``verdict``: "better" or
+    "worse" when the 95% interval excludes zero, else "no difference detected"."""
+    rows = []
+    for (notebook, key), (comparison, baseline) in LOGGED_TESTS.items():
+        for r in (metrics.get(notebook) or {}).get(key) or []:
+            if r.get("task") not in tasks:
+                continue
+            lo, hi = float(r["ci_low"]), float(r["ci_high"])
+            verdict = "better" if lo > 0 else "worse" if hi < 0 else "no difference detected"
+            rows.append({"comparison": comparison, "variant": f"{r['variant']} vs {baseline}", "task": r["task"],
+                         "delta": r["delta"], "ci_low": lo, "ci_high": hi, "mde": r.get("mde", float("nan")),
+                         "queries": r.get("queries"), "verdict": verdict})
+    out = pd.DataFrame(rows, columns=["comparison", "variant", "task", "delta", "ci_low", "ci_high", "mde", "queries",
+                                      "verdict"])
+    order = {t: i for i, t in enumerate(tasks)}
+    return out.sort_values(["task"], key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
+
+
+def verdict_lines(table: pd.DataFrame) -> list[str]:
+    """:func:`verdicts` as aligned text lines for a terminal (nothing when there is no comparison)."""
+    if table.empty:
+        return []
+    head = ("comparison", "variant", "set", "delta [95% CI]", "MDE", "verdict")
+    body = [(r.comparison, r.variant, r.task, f"{r.delta:+.2f} [{r.ci_low:+.2f}, {r.ci_high:+.2f}]",
+             f"{r.mde:.2f}", r.verdict) for r in table.itertuples()]
+    widths = [max(len(str(x[i])) for x in (head, *body)) for i in range(len(head))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return ["Paired over queries (MRR points, 95% bootstrap interval over queries; MDE: the smallest difference",
+            "detected with 80% power). 'better' / 'worse': the interval excludes zero. With one seed per variant",
+            "the interval leaves out training noise: the seed parameters (select_seeds, ...) add it.",
+            *(fmt.format(*row).rstrip() for row in (head, *body))]

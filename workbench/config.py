@@ -72,6 +72,7 @@ class Params:
     tau_start: float = 0.05
     tau_end: float = 0.001
     ablation_epochs: int = 1
+    ablation_arms: Names = ("none", "filtering", "topk", "softmax", "curriculum")  # CoRNStack Table 5's arms trained in 01 ("none" always)
     # the comparison test suite (01, 02, 04, 05, 06): OOD sets mined from pinned wheels and other languages
     suite_queries: int | None = 300  # queries per OOD set in comparisons (None = all)
     suite_pool: int | None = 500  # functions per mined OOD set in comparisons (None = all)
@@ -301,7 +302,62 @@ PRESETS: dict[str, dict[str, Any]] = {
         oasis_judge_controls=4,
         oasis_variants=("infonce", "full"),
     ),
-    # the default: the full CoSQA dev pool, a short fine-tune, on a 2-core CPU; the data map from a
+    # `make run`'s default: every chapter on the cpu corpus and the real models in about 15 minutes on
+    # 2 cores (docs/performance.md). Real numbers, small: few queries, one seed, so most intervals
+    # include zero; the cpu preset (hours) and the sweeps give the answers at scale.
+    "tour": dict(
+        corpus="cpu",
+        train_pairs=400,
+        test_queries=200,
+        ood_queries=200,
+        cosqa_queries=200,
+        cosqa_pool=600,
+        max_code_len=128,
+        train_max_code_len=96,
+        epochs=1,
+        bf16_eval=True,
+        bf16_train=True,
+        n_boot=500,
+        proxy_model="minilm",
+        curation_pairs=300,
+        consistency_delta=0.3,
+        ablation_arms=("none", "filtering", "curriculum"),
+        suite_queries=80,
+        suite_pool=150,
+        ood_groups=("web",),
+        crosslang_languages=("javascript",),
+        crosslang_cap=300,
+        gap_samples=80,
+        datamap_pairs=300,
+        datamap_epochs=2,
+        datamap_mode="fixed_pool",
+        fixed_pool_size=300,
+        checkpoints_per_epoch=2,
+        validity_fraction=0.1,
+        validity_kinds=("near_miss",),
+        validity_modes=("fixed_pool",),
+        select_subsets=("all", "ambiguous+hard"),
+        analysis_sets=("id_test", "stdlib", "stdlib_obf", "cosqa_dev"),
+        analysis_pairs=80,
+        layerwise_sets=("id_test", "stdlib", "cosqa_dev"),
+        neighbours_k=20,
+        aug_train_pairs=200,
+        aug_query_pairs=8,
+        aug_code_pairs=2,
+        aug_code_max_chars=250,
+        aug_query_rewrites=2,
+        aug_code_techniques=("rename_variables", "simplify"),
+        filter_pairs=200,
+        filter_negatives=1,
+        filter_max_length=96,
+        aug_variants=("baseline", "qra", "llm_both"),
+        oasis_pairs=80,
+        oasis_negatives=2,
+        oasis_judge_max=8,
+        oasis_judge_controls=4,
+        oasis_variants=("infonce", "full"),
+    ),
+    # the full CoSQA dev pool, a short fine-tune, on a 2-core CPU (hours); the data map from a
     # fixed pool of all 2,000 codes scored twice per epoch (docs/outcomes.md: 20% of pairs above
     # confidence 0.9 against 67% in-batch; corrupted pairs flagged with AUC 0.992 / 0.889)
     "cpu": dict(datamap_mode="fixed_pool", fixed_pool_size=2000, checkpoints_per_epoch=2),
@@ -338,6 +394,15 @@ PRESETS: dict[str, dict[str, Any]] = {
 # the paper's protocol on an accelerator: the gpu preset with three seeds per variant
 PRESETS["paper"] = {**PRESETS["gpu"], "select_seeds": 3, "datamap_pairs": 20000, "datamap_epochs": 4, "aug_seeds": 3,
                     "aug_query_rewrites": 15}
+
+#: what a preset's numbers can say, printed by every chapter that runs on it (``runs.open_run``)
+PRESET_NOTES: dict[str, str] = {
+    "tour": ("preset 'tour': real data and models at a small size (one seed, 80-200 queries per set, 80-400 "
+             "training pairs), to see every chapter work in about 15 minutes; most differences it shows are within "
+             "noise. The answers at scale: --preset cpu (hours on 2 cores), the sweeps in sweeps/, or --preset paper "
+             "on a GPU."),
+    "smoke": "preset 'smoke': the tests' sizes (tens of pairs); its numbers say nothing about the methods.",
+}
 
 VALIDITY_KINDS = ("random_swap", "near_miss")  # workbench.datamap_validity.KINDS (a test keeps them equal)
 

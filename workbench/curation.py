@@ -523,8 +523,10 @@ def ablation_arms(
     tau_end: float = 0.001,
     seed: int = 0,
     chunk_size: int = 8192,
+    names: Sequence[str] | None = None,
 ) -> list[AblationArm]:
-    """The five arms of CoRNStack's Table 5 on ``df`` (with proxy embeddings ``Q``, ``C``).
+    """The five arms of CoRNStack's Table 5 on ``df`` (with proxy embeddings ``Q``, ``C``), or those
+    of them ``names`` lists (in the table's order; "none" is the baseline and always included).
 
     "none": all pairs, in-batch negatives only; "filtering": the consistency-filtered pairs;
     "topk" / "softmax" / "curriculum": filtered pairs plus ``n_per_query`` negatives per query,
@@ -532,6 +534,10 @@ def ablation_arms(
     decaying tau' (``depth``: see :func:`mine_hard_negatives`). Train each with :func:`workbench.training.train` (``negatives=arm.negatives``)
     and evaluate as usual.
     """
+    wanted = list(ABLATION_ARMS if names is None else names)
+    unknown = [n for n in wanted if n not in ABLATION_ARMS]
+    if unknown:
+        raise ParameterError(f"ablation_arms: unknown arm(s) {unknown}; choose from {list(ABLATION_ARMS)}")
     filt = consistency_filter(Q, C, k=k, delta=delta, chunk_size=chunk_size)
     keep = filt["kept"].to_numpy()
     kept_df = df.reset_index(drop=True)[keep].reset_index(drop=True)
@@ -549,4 +555,4 @@ def ablation_arms(
     ):
         sampler = NegativeSampler(hard, n_per_query, strategy, tau_start, tau_end, seed)
         arms.append(AblationArm(strategy, kept_df, sampler.trainer_hook(kept_df["code"].tolist()), text))
-    return arms
+    return [a for a in arms if a.name == "none" or a.name in wanted]

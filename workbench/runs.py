@@ -74,7 +74,7 @@ def _jsonable(o: Any) -> Any:
     return str(o)
 
 
-def open_run(notebook: str, preset: str = "cpu", overrides: dict[str, Any] | None = None, run_dir: str | None = None) -> Run:
+def open_run(notebook: str, preset: str = "tour", overrides: dict[str, Any] | None = None, run_dir: str | None = None) -> Run:
     """Validate parameters, set threads and seeds, and return the run folder a notebook writes into.
 
     Under ``workbench run`` the runner passes ``run_dir``; opened by hand in JupyterLab it is
@@ -90,6 +90,8 @@ def open_run(notebook: str, preset: str = "cpu", overrides: dict[str, Any] | Non
 
     set_threads(params.threads)
     seed_everything(params.seed)
+    if preset in config.PRESET_NOTES:
+        print(config.PRESET_NOTES[preset])
     return Run(notebook=notebook, params=params, dir=folder, overrides=dict(overrides or {}))
 
 
@@ -155,7 +157,7 @@ def new_run_dir(preset: str) -> Path:
 
 
 def run_notebooks(
-    preset: str = "cpu",
+    preset: str = "tour",
     notebooks: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
     run_dir: str | os.PathLike | None = None,
@@ -252,4 +254,9 @@ def summary_lines(record: RunRecord) -> list[str]:
         width = max(len(k) for k in headline) + 2
         for key, value in headline.items():
             lines.append(f"{key:<{width}}{value}")
+    from .compare import verdict_lines, verdicts
+
+    table = verdict_lines(verdicts(record.metrics))
+    if table:
+        lines += ["", *table]
     return lines
