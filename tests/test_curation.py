@@ -416,3 +416,11 @@ def test_the_default_arms_are_table_5():
     from workbench.curation import ABLATION_ARMS
 
     assert Params().ablation_arms == ABLATION_ARMS
+
+
+def test_an_unknown_arm_is_refused_before_any_work():
+    from workbench.config import resolve
+
+    assert resolve("tour").ablation_arms == ("none", "filtering", "curriculum")
+    with pytest.raises(ParameterError, match="'ablation_arms' must be a list of.*'hardest'"):
+        resolve("cpu", {"ablation_arms": "none,hardest"})

@@ -503,6 +503,9 @@ def resolve(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> Par
     if not params.validity_modes or any(m not in ("in_batch", "fixed_pool") for m in params.validity_modes):
         raise ParameterError(f"parameter 'validity_modes' must be a list of ['in_batch', 'fixed_pool'], "
                              f"got {params.validity_modes!r}")
+    arms = Params.ablation_arms  # the default: all five arms of CoRNStack's Table 5 (workbench.curation.ABLATION_ARMS)
+    if any(a not in arms for a in params.ablation_arms):
+        raise ParameterError(f"parameter 'ablation_arms' must be a list of {list(arms)}, got {params.ablation_arms!r}")
     for name in ("theta_q", "theta_c"):
         if not 0.0 <= getattr(params, name) <= 1.0:
             raise ParameterError(f"parameter {name!r} must be in [0, 1] (a cross-encoder score), got {getattr(params, name)!r}")
