@@ -7,11 +7,13 @@ name takes one folder per seed; a query's reciprocal rank is averaged over the s
 every model is compared with the baseline by ``compare.paired_vs_baseline`` (interval and minimum
 detectable effect). ``zero-shot`` names the pre-trained model.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python tools/validate_models.py --pool 2000 --baseline all \\
-        --model 'all=papermill_runs/select_mixup-cpu-regions/seed4{2,3,4}/models/select/all-seed4{2,3,4}' ...
+    HF_HUB_OFFLINE=1 .venv/bin/python tools/validate_models.py --sweep papermill_runs/select_mixup-cpu-regions \\
+        --subsets all,hard [--pool 2000] [--model NAME=DIR,DIR,DIR ...]
 
-Simpler: ``--sweep DIR --subsets all,hard`` takes ``DIR/seed*/models/select/<subset>-seed*/`` for
-each subset. Writes ``--out``/``cosqa_valid.csv`` (MRR per model and seed) and ``cosqa_valid_paired.csv``.
+``--sweep DIR --subsets all,hard`` takes ``DIR/seed*/models/select/<subset>-seed*/model`` for each
+subset; ``--model`` adds any saved model folders (one per seed). Models are scored as
+``experiment.evaluate_suite`` scores every chapter's models (the preset's code lengths; bf16 as 04).
+Writes ``--out``/``cosqa_valid.csv`` (MRR per model and seed) and ``cosqa_valid_paired.csv``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from pathlib import Path
 import pandas as pd
 
 from workbench import compare, config, experiment, validation
-from workbench.evaluation import evaluate
 from workbench.store import atomic_write_text
 
 
@@ -62,8 +63,8 @@ def main() -> None:
     rows = []
     for name, dirs in models.items():
         for d in dirs:
-            res = evaluate(experiment.load_model(d, params), task, k=params.k, batch_size=params.eval_batch_size,
-                           bf16=params.bf16_eval, n_boot=200, seed=0, model_name=name)
+            _, results = experiment.evaluate_suite(experiment.load_model(d, params), {"cosqa_valid": task}, params, name)
+            res = results["cosqa_valid"]
             per_query.setdefault(name, {}).setdefault("cosqa_valid", []).append(res.per_query)
             rows.append({"model": name, "folder": str(d), "MRR": round(res.metrics["mrr"], 2)})
             print(f"{name:<12} {d}: MRR {res.metrics['mrr']:.2f}")
