@@ -164,3 +164,11 @@ def test_verdicts_read_every_logged_comparison_and_say_whether_its_interval_excl
     assert lines[-3].split()[-1] == "detected" and lines[-2].endswith("worse") and lines[-1].endswith("better")
     assert "-1.05 [-2.00, -0.10]" in lines[-2] and "0.80" in lines[-2]
     assert compare.verdict_lines(compare.verdicts({})) == []
+
+
+def test_the_closing_verdicts_name_the_same_baselines_as_the_report_tables():
+    """``compare.LOGGED_TESTS`` and ``report.DEFAULT_TABLES`` both say each chapter's baseline: kept equal."""
+    from workbench.report import DEFAULT_TABLES
+
+    logged = {(nb, baseline) for (nb, _), (_, baseline) in compare.LOGGED_TESTS.items()}
+    assert {(t.notebook, t.baseline) for t in DEFAULT_TABLES} <= logged
