@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import nbformat
 import pandas as pd
+import papermill
 import pytest
 import yaml
 
@@ -27,6 +29,10 @@ def test_committed_notebooks_are_clean_and_parameterised():
         assert not any(c.get("outputs") for c in nb.cells if c.cell_type == "code"), f"{path.name} has outputs"
         first_code = next(c for c in nb.cells if c.cell_type == "code")
         assert "parameters" in first_code.metadata.get("tags", []), f"{path.name}: first code cell must be tagged"
+        # `papermill --help-notebook` lists every parameter (a line it cannot parse is silently dropped)
+        assigned = [t.id for node in ast.parse(first_code.source).body if isinstance(node, ast.Assign) for t in node.targets]
+        listed = [p["name"] for p in papermill.inspect_notebook(str(path)).values()]
+        assert listed == assigned, f"{path.name}: papermill sees {listed}, the cell assigns {assigned}"
 
 
 def test_bad_parameter_fails_before_any_work(tmp_path):

@@ -25,7 +25,7 @@ then MixUp table, 01's CoRNStack ablation), as a sweep of one run.
 preset = "tour"     # tour (about 15 min for every chapter) | smoke | cpu | gpu | paper
 overrides = {}
 run_dir = None
-sweep = None        # e.g. "select_mixup-cpu" or "../sweeps/select_mixup-cpu.yaml"; None = this run folder
+sweep = None        # a sweep: its name (select_mixup-cpu) or YAML file; None: this run folder itself
 """),
 ("code", """
 from IPython.display import Markdown, display
