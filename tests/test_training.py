@@ -146,7 +146,16 @@ def test_config_validation_names_the_field():
         TrainConfig.from_dict({"learning_rate": 1e-5})
 
 
-def test_runtime_helpers():
+def test_runtime_helpers(monkeypatch):
+    monkeypatch.delenv("WORKBENCH_MAX_THREADS", raising=False)
+    assert set_threads(2) == 2
+    # $WORKBENCH_MAX_THREADS caps every thread count the workbench sets (jobs sharing one machine)
+    monkeypatch.setenv("WORKBENCH_MAX_THREADS", "1")
+    assert set_threads(2) == 1 and set_threads(None) == 1
+    monkeypatch.setenv("WORKBENCH_MAX_THREADS", "two")
+    with pytest.raises(ParameterError, match="WORKBENCH_MAX_THREADS"):
+        set_threads(2)
+    monkeypatch.setenv("WORKBENCH_MAX_THREADS", "")
     assert set_threads(2) == 2
     assert pick_device("cpu").type == "cpu"
     assert pick_device().type in ("cpu", "cuda")

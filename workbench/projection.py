@@ -28,6 +28,7 @@ from plotly.subplots import make_subplots
 from .errors import ParameterError
 from .evaluation import rank_order
 from .store import atomic_path, cache_key
+from .threads import thread_cap
 
 __all__ = [
     "METHODS",
@@ -45,11 +46,13 @@ METHODS = ("umap", "tsne", "mds", "pca")
 
 def limit_threads(n: int | None) -> contextlib.AbstractContextManager:
     """Limit BLAS / OpenMP threads (threadpoolctl) to ``n``; None leaves them alone. On a shared,
-    loaded CPU, t-SNE with all threads spinning was 50x slower than with one."""
+    loaded CPU, t-SNE with all threads spinning was 50x slower than with one. Capped by
+    ``$WORKBENCH_MAX_THREADS``, which also applies when ``n`` is None."""
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ParameterError(f"threads: expected a positive int or None, got {n!r}")
+    n = thread_cap(n)  # $WORKBENCH_MAX_THREADS
     if n is None:
         return contextlib.nullcontext()
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ParameterError(f"threads: expected a positive int or None, got {n!r}")
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=n)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from workbench.errors import ParameterError
+from workbench.threads import thread_cap
 
 __all__ = ["set_threads", "seed_everything", "pick_device", "autocast_context", "tf32_context"]
 
@@ -21,15 +22,16 @@ __all__ = ["set_threads", "seed_everything", "pick_device", "autocast_context", 
 def set_threads(n: int | None) -> int:
     """Set torch's intra-op threads to ``n`` (and inter-op threads to ``min(n, 2)``).
 
-    ``None`` leaves torch's default. On a shared, loaded CPU fewer threads can be faster (on the
+    ``None`` leaves torch's default. Both are capped by ``$WORKBENCH_MAX_THREADS`` (``workbench.threads``). On a shared, loaded CPU fewer threads can be faster (on the
     reference 2-core box 1 thread beat 2 by 3-5x under load), so keep this a run setting.
     Inter-op threads can only be set once per process, before any parallel work; later calls
     leave them as they are. Returns the intra-op thread count now in effect.
     """
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ParameterError(f"threads: expected a positive integer or None, got {n!r}")
+    n = thread_cap(n)  # $WORKBENCH_MAX_THREADS, when several jobs share the machine
     if n is None:
         return torch.get_num_threads()
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ParameterError(f"threads: expected a positive integer or None, got {n!r}")
     torch.set_num_threads(n)
     with contextlib.suppress(RuntimeError):  # "cannot set number of interop threads after parallel work"
         torch.set_num_interop_threads(min(n, 2))

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import LLMError, ParameterError
+from ..threads import thread_cap
 from .llamacpp import extra_buffer_types, openmp_environment
 from .tokens import server_token
 
@@ -310,7 +311,7 @@ class LlamaCppBackend:
         if not self.model_path.is_file():
             raise LLMError(f"{self.model_path}: no such model file")
         self.sha256 = sha256 or file_sha256(self.model_path)
-        self.n_ctx, self.n_threads = int(n_ctx), int(n_threads)
+        self.n_ctx, self.n_threads = int(n_ctx), int(thread_cap(int(n_threads)))
         self._lock = threading.Lock()
         try:
             with extra_buffer_types(repack):
