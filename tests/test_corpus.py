@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import os
 import subprocess
 import sysconfig
 import time
@@ -528,3 +529,34 @@ def test_source_cap_and_spec_validation(tmp_path, monkeypatch):
         build_corpus(CorpusSpec(in_distribution=["stdlib:no_such_module_here"], ood=[]), progress=False)
     assert CorpusSpec.from_dict(spec.to_dict()).key_params() == spec.key_params()
     assert np.isclose(sum(spec.fractions), 1.0)
+
+
+_BUILD_ONCE = """
+import sys, time
+from workbench.corpus import CorpusSpec, build as build_mod
+real = build_mod.split_corpus
+def counted(*a, **kw):
+    print("BUILT", flush=True)
+    time.sleep(1.0)  # hold the lock long enough for the other process to arrive
+    return real(*a, **kw)
+build_mod.split_corpus = counted
+df = build_mod.build_corpus(CorpusSpec(in_distribution=[sys.argv[1]], ood=[], per_source_cap=40), progress=False)
+print("ROWS", len(df), flush=True)
+"""
+
+
+def test_two_processes_building_one_corpus_build_it_once(tmp_path):
+    """Two processes that miss the same cache entry at once (two notebooks of a sweep, two test
+    workers): the second waits on the build lock (``store.build_lock``), then loads the first one's
+    corpus instead of mining it again."""
+    import sys
+
+    env = {**os.environ, "WORKBENCH_DATA": str(tmp_path)}
+    procs = [subprocess.Popen([sys.executable, "-c", _BUILD_ONCE, "stdlib:json,textwrap.py,shlex.py"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e[-2000:] for _, e in outs]
+    assert sum(o.count("BUILT") for o, _ in outs) == 1, outs
+    rows = {line for o, _ in outs for line in o.splitlines() if line.startswith("ROWS")}
+    assert len(rows) == 1 and rows != {"ROWS 0"}
+    assert list((tmp_path / "corpus").glob("*.lock"))  # the lock file beside the entry

@@ -57,7 +57,7 @@ from .corpus.sources import parse_source
 from .corpus.splits import one_per_query, stable_unit
 from .errors import ParameterError, WorkbenchError
 from .paths import data_dir as default_data_dir
-from .store import atomic_write_json, atomic_write_parquet, cache_key, read_json
+from .store import atomic_write_json, atomic_write_parquet, build_lock, cache_key, read_json
 from .tasks import RetrievalTask, load_cosqa, task_from_pairs
 
 __all__ = [
@@ -365,107 +365,110 @@ def build_ood_suite(
     if not force and (out / "stats.json").exists() and all((out / f"{n}.parquet").exists() for n in names):
         return _load(out, names)
 
-    t0 = time.perf_counter()
-    corpus = build_corpus(spec, data_dir=data_dir, progress=progress)
-    train = corpus[corpus["split"] == "train"].reset_index(drop=True)
-    in_dist = corpus[corpus["split"].isin(["train", "valid", "test"])].reset_index(drop=True)
-    id_test = corpus[corpus["split"] == "test"].assign(set="id_test")[_SET_COLUMNS].reset_index(drop=True)
+    with build_lock(out):  # a second process building the same entry waits, then loads it
+        if not force and (out / "stats.json").exists() and all((out / f"{n}.parquet").exists() for n in names):
+            return _load(out, names)
+        t0 = time.perf_counter()
+        corpus = build_corpus(spec, data_dir=data_dir, progress=progress)
+        train = corpus[corpus["split"] == "train"].reset_index(drop=True)
+        in_dist = corpus[corpus["split"].isin(["train", "valid", "test"])].reset_index(drop=True)
+        id_test = corpus[corpus["split"] == "test"].assign(set="id_test")[_SET_COLUMNS].reset_index(drop=True)
 
-    # mine every source (cached per source), in group order
-    frames, source_stats = [], {}
-    for gi, (gname, g) in enumerate(grp.items()):
-        for si, s in enumerate(g.sources):
-            df, st = mine_corpus_source(s, data_dir=data_dir, progress=progress)
-            source_stats[s] = {"group": gname, "provenance": st["provenance"], "n_mined": int(len(df)),
-                               "filters": st["filters"]}
-            frames.append(df.assign(_set=gname, _g=gi, _spec=s, _rank=si))
-    mined = pd.concat(frames, ignore_index=True)
-    mined = mined.sort_values(["_g", "_rank", "path", "lineno"], kind="stable").reset_index(drop=True)
+        # mine every source (cached per source), in group order
+        frames, source_stats = [], {}
+        for gi, (gname, g) in enumerate(grp.items()):
+            for si, s in enumerate(g.sources):
+                df, st = mine_corpus_source(s, data_dir=data_dir, progress=progress)
+                source_stats[s] = {"group": gname, "provenance": st["provenance"], "n_mined": int(len(df)),
+                                   "filters": st["filters"]}
+                frames.append(df.assign(_set=gname, _g=gi, _spec=s, _rank=si))
+        mined = pd.concat(frames, ignore_index=True)
+        mined = mined.sort_values(["_g", "_rank", "path", "lineno"], kind="stable").reset_index(drop=True)
 
-    # one de-duplication pass: the in-distribution corpus first, then the sets in order
-    n_in = len(in_dist)
-    dd = deduplicate([*in_dist["code"].tolist(), *mined["code"].tolist()],
-                     threshold=spec.dedup_threshold, seed=spec.seed)
-    origin = np.array(["in_distribution"] * n_in + mined["_set"].tolist(), dtype=object)
-    removed: dict[str, Counter] = {g: Counter() for g in grp}
-    for r in dd.removed.itertuples():
-        if r.index < n_in:
-            continue
-        own, other = origin[r.index], origin[r.duplicate_of]
-        where = "in_distribution" if other == "in_distribution" else "same_set" if other == own else "other_set"
-        removed[own][f"{r.kind}_vs_{where}"] += 1
-    mined = mined[dd.keep[n_in:]]
+        # one de-duplication pass: the in-distribution corpus first, then the sets in order
+        n_in = len(in_dist)
+        dd = deduplicate([*in_dist["code"].tolist(), *mined["code"].tolist()],
+                         threshold=spec.dedup_threshold, seed=spec.seed)
+        origin = np.array(["in_distribution"] * n_in + mined["_set"].tolist(), dtype=object)
+        removed: dict[str, Counter] = {g: Counter() for g in grp}
+        for r in dd.removed.itertuples():
+            if r.index < n_in:
+                continue
+            own, other = origin[r.index], origin[r.duplicate_of]
+            where = "in_distribution" if other == "in_distribution" else "same_set" if other == own else "other_set"
+            removed[own][f"{r.kind}_vs_{where}"] += 1
+        mined = mined[dd.keep[n_in:]]
 
-    train_queries = set(train["query"].map(normalize_query))
-    sets: dict[str, pd.DataFrame] = {"id_test": id_test}
-    set_stats: dict[str, Any] = {}
-    for gname, g in grp.items():
-        part = mined[mined["_set"] == gname]
-        after_dedup = {s: int((part["_spec"] == s).sum()) for s in g.sources}
-        part = pd.concat([_sample_cap(part[part["_spec"] == s], g.per_source_cap, spec.seed) for s in g.sources])
-        after_cap = {s: int((part["_spec"] == s).sum()) for s in g.sources}
-        part = part.sort_values(["_rank", "path", "lineno"], kind="stable")
-        kept, qcounts = one_per_query(part, train_queries)
-        sets[gname] = kept.assign(split="ood", set=gname)[_SET_COLUMNS].reset_index(drop=True)
-        set_stats[gname] = {
-            "sources": list(g.sources), "per_source_cap": g.per_source_cap,
-            "dedup_removed": dict(sorted(removed[gname].items())),
-            "after_dedup": after_dedup, "after_cap": after_cap, "query_rules": qcounts,
+        train_queries = set(train["query"].map(normalize_query))
+        sets: dict[str, pd.DataFrame] = {"id_test": id_test}
+        set_stats: dict[str, Any] = {}
+        for gname, g in grp.items():
+            part = mined[mined["_set"] == gname]
+            after_dedup = {s: int((part["_spec"] == s).sum()) for s in g.sources}
+            part = pd.concat([_sample_cap(part[part["_spec"] == s], g.per_source_cap, spec.seed) for s in g.sources])
+            after_cap = {s: int((part["_spec"] == s).sum()) for s in g.sources}
+            part = part.sort_values(["_rank", "path", "lineno"], kind="stable")
+            kept, qcounts = one_per_query(part, train_queries)
+            sets[gname] = kept.assign(split="ood", set=gname)[_SET_COLUMNS].reset_index(drop=True)
+            set_stats[gname] = {
+                "sources": list(g.sources), "per_source_cap": g.per_source_cap,
+                "dedup_removed": dict(sorted(removed[gname].items())),
+                "after_dedup": after_dedup, "after_cap": after_cap, "query_rules": qcounts,
+            }
+
+        # independent leakage check of the plain sets; offenders (none expected) are removed
+        timings = {"mine_and_dedup_s": round(time.perf_counter() - t0, 2)}
+        t1 = time.perf_counter()
+        ix = _TrainIndex(train, spec.dedup_threshold, spec.seed)
+        before, offenders = _leakage(ix, sets)
+        leakage_removed = {n: len(offenders[n]) for n in sets}
+        sets = {n: df[~df["id"].isin(offenders[n])].reset_index(drop=True) for n, df in sets.items()}
+
+        # obfuscated copies, then duplicates the renaming created inside a set are removed too
+        timings["leakage_s"] = round(time.perf_counter() - t1, 2)
+        t1 = time.perf_counter()
+        obf_reports = {}
+        for n in obfuscated:
+            df, rep = obfuscate_frame(sets[n])
+            df = df.assign(set=f"{n}_obf")[_OBF_COLUMNS].reset_index(drop=True)
+            obf_reports[f"{n}_obf"] = rep
+            sets[f"{n}_obf"] = df
+        timings["obfuscation_s"] = round(time.perf_counter() - t1, 2)
+        t1 = time.perf_counter()
+        obf_sets = {f"{n}_obf": sets[f"{n}_obf"] for n in obfuscated}
+        if obf_sets:
+            obf_before, obf_off = _leakage(ix, obf_sets)
+            before = pd.concat([before, obf_before])
+            for n, off in obf_off.items():
+                leakage_removed[n] = len(off)
+                sets[n] = sets[n][~sets[n]["id"].isin(off)].reset_index(drop=True)
+
+        final = _leakage(ix, sets)[0]
+        timings["leakage_s"] += round(time.perf_counter() - t1, 2)
+        if not final["clean"].all():  # pragma: no cover - the removal above makes this unreachable
+            raise WorkbenchError(f"OOD suite: leakage remains after removing offenders:\n{final.to_string()}")
+
+        stats = {
+            "spec": spec.name, "corpus_key": corpus_dir(spec, data_dir).name, "key": out.name,
+            "counts": {n: int(len(df)) for n, df in sets.items()},
+            "per_source": {n: df["source"].value_counts().sort_index().to_dict() for n, df in sets.items()},
+            "id_train_pairs": int(len(train)),
+            "sets": set_stats,
+            "sources": source_stats,
+            "dedup": {k: v for k, v in dd.summary.items() if k != "elapsed_s"} | {"n_in_distribution": n_in},
+            "obfuscation": obf_reports,
+            "leakage_found": before.reset_index().to_dict(orient="records"),
+            "leakage_removed": leakage_removed,
+            "leakage": final.reset_index().to_dict(orient="records"),
+            "versions": {"miner": MINER_VERSION, "obfuscator": OBFUSCATOR_VERSION, "suite": SUITE_VERSION,
+                         "python": platform.python_version()},
+            "timings": timings,
+            "elapsed_s": round(time.perf_counter() - t0, 2),
         }
-
-    # independent leakage check of the plain sets; offenders (none expected) are removed
-    timings = {"mine_and_dedup_s": round(time.perf_counter() - t0, 2)}
-    t1 = time.perf_counter()
-    ix = _TrainIndex(train, spec.dedup_threshold, spec.seed)
-    before, offenders = _leakage(ix, sets)
-    leakage_removed = {n: len(offenders[n]) for n in sets}
-    sets = {n: df[~df["id"].isin(offenders[n])].reset_index(drop=True) for n, df in sets.items()}
-
-    # obfuscated copies, then duplicates the renaming created inside a set are removed too
-    timings["leakage_s"] = round(time.perf_counter() - t1, 2)
-    t1 = time.perf_counter()
-    obf_reports = {}
-    for n in obfuscated:
-        df, rep = obfuscate_frame(sets[n])
-        df = df.assign(set=f"{n}_obf")[_OBF_COLUMNS].reset_index(drop=True)
-        obf_reports[f"{n}_obf"] = rep
-        sets[f"{n}_obf"] = df
-    timings["obfuscation_s"] = round(time.perf_counter() - t1, 2)
-    t1 = time.perf_counter()
-    obf_sets = {f"{n}_obf": sets[f"{n}_obf"] for n in obfuscated}
-    if obf_sets:
-        obf_before, obf_off = _leakage(ix, obf_sets)
-        before = pd.concat([before, obf_before])
-        for n, off in obf_off.items():
-            leakage_removed[n] = len(off)
-            sets[n] = sets[n][~sets[n]["id"].isin(off)].reset_index(drop=True)
-
-    final = _leakage(ix, sets)[0]
-    timings["leakage_s"] += round(time.perf_counter() - t1, 2)
-    if not final["clean"].all():  # pragma: no cover - the removal above makes this unreachable
-        raise WorkbenchError(f"OOD suite: leakage remains after removing offenders:\n{final.to_string()}")
-
-    stats = {
-        "spec": spec.name, "corpus_key": corpus_dir(spec, data_dir).name, "key": out.name,
-        "counts": {n: int(len(df)) for n, df in sets.items()},
-        "per_source": {n: df["source"].value_counts().sort_index().to_dict() for n, df in sets.items()},
-        "id_train_pairs": int(len(train)),
-        "sets": set_stats,
-        "sources": source_stats,
-        "dedup": {k: v for k, v in dd.summary.items() if k != "elapsed_s"} | {"n_in_distribution": n_in},
-        "obfuscation": obf_reports,
-        "leakage_found": before.reset_index().to_dict(orient="records"),
-        "leakage_removed": leakage_removed,
-        "leakage": final.reset_index().to_dict(orient="records"),
-        "versions": {"miner": MINER_VERSION, "obfuscator": OBFUSCATOR_VERSION, "suite": SUITE_VERSION,
-                     "python": platform.python_version()},
-        "timings": timings,
-        "elapsed_s": round(time.perf_counter() - t0, 2),
-    }
-    for n in names:
-        atomic_write_parquet(out / f"{n}.parquet", sets[n])
-    atomic_write_json(out / "stats.json", stats)  # written last: its presence marks a complete suite
-    return _load(out, names)
+        for n in names:
+            atomic_write_parquet(out / f"{n}.parquet", sets[n])
+        atomic_write_json(out / "stats.json", stats)  # written last: its presence marks a complete suite
+        return _load(out, names)
 
 
 def load_ood_stats(

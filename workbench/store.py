@@ -97,6 +97,30 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             tmp_path.unlink()
 
 
+@contextlib.contextmanager
+def build_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on the cache entry ``folder`` while the block builds it.
+
+    Two processes that miss the same entry at once (two notebooks of a sweep, two test workers) would
+    otherwise both build it; with the lock the second waits, then finds the entry complete (the caller
+    checks again inside the block). An advisory ``flock`` on ``<folder>.lock``: the system releases it
+    when its holder exits or is killed, so a crash leaves no stale lock (the small lock file stays).
+    Where ``fcntl`` is missing (Windows) the block runs unlocked, as before."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(folder.parent / f"{folder.name}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)

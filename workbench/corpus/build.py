@@ -26,7 +26,7 @@ import pandas as pd
 from ..errors import ParameterError, reject_unknown_fields
 from ..faultpoints import pause_point
 from ..paths import data_dir as default_data_dir
-from ..store import atomic_write_json, atomic_write_parquet, cache_key, read_json
+from ..store import atomic_write_json, atomic_write_parquet, build_lock, cache_key, read_json
 from .dedup import deduplicate
 from .mining import MAX_FILE_BYTES, MINER_VERSION, mine_source
 from .sources import SourceRef, iter_source_files, open_source, parse_source
@@ -241,83 +241,86 @@ def build_corpus(
     if pairs_path.exists() and stats_path.exists() and not force:
         return pd.read_parquet(pairs_path)
 
-    t0 = time.perf_counter()
-    order = list(dict.fromkeys([*spec.in_distribution, *spec.ood]))
-    mined: dict[str, pd.DataFrame] = {}
-    source_stats: dict[str, Any] = {}
-    for s in order:
-        df, st = mine_corpus_source(s, data_dir=data_dir, force=force, progress=progress)
-        mined[s], source_stats[s] = df, st
+    with build_lock(out_dir):  # a second process building the same entry waits, then loads it
+        if pairs_path.exists() and stats_path.exists() and not force:
+            return pd.read_parquet(pairs_path)
+        t0 = time.perf_counter()
+        order = list(dict.fromkeys([*spec.in_distribution, *spec.ood]))
+        mined: dict[str, pd.DataFrame] = {}
+        source_stats: dict[str, Any] = {}
+        for s in order:
+            df, st = mine_corpus_source(s, data_dir=data_dir, force=force, progress=progress)
+            mined[s], source_stats[s] = df, st
 
-    frames = []
-    for group, specs in (("in", spec.in_distribution), ("ood", spec.ood)):
-        for rank, s in enumerate(specs):
-            frames.append(mined[s].assign(_group=group, _g=int(group == "ood"), _spec=s, _rank=rank))
-    allp = pd.concat(frames, ignore_index=True)
-    allp = allp.sort_values(["_g", "_rank", "path", "lineno"], kind="stable").reset_index(drop=True)
+        frames = []
+        for group, specs in (("in", spec.in_distribution), ("ood", spec.ood)):
+            for rank, s in enumerate(specs):
+                frames.append(mined[s].assign(_group=group, _g=int(group == "ood"), _spec=s, _rank=rank))
+        allp = pd.concat(frames, ignore_index=True)
+        allp = allp.sort_values(["_g", "_rank", "path", "lineno"], kind="stable").reset_index(drop=True)
 
-    dd = deduplicate(allp["code"].tolist(), threshold=spec.dedup_threshold, seed=spec.seed)
-    removed = dd.removed.assign(_spec=allp["_spec"].to_numpy()[dd.removed["index"].to_numpy()]) if len(dd.removed) else None
-    dedup_stats = {
-        **dd.summary,
-        "removed_by_source": (
-            {k: g["kind"].value_counts().to_dict() for k, g in removed.groupby("_spec")} if removed is not None else {}
-        ),
-        "examples": [
-            {
-                "removed": f"{allp.at[r.index, '_spec']}:{allp.at[r.index, 'path']}:{allp.at[r.index, 'func_name']}",
-                "kept": f"{allp.at[r.duplicate_of, '_spec']}:{allp.at[r.duplicate_of, 'path']}:"
-                        f"{allp.at[r.duplicate_of, 'func_name']}",
-                "kind": r.kind, "jaccard": r.jaccard,
-            }
-            for r in (dd.removed.head(20).itertuples() if len(dd.removed) else [])
-        ],
-    }
-    allp = allp[dd.keep]
+        dd = deduplicate(allp["code"].tolist(), threshold=spec.dedup_threshold, seed=spec.seed)
+        removed = dd.removed.assign(_spec=allp["_spec"].to_numpy()[dd.removed["index"].to_numpy()]) if len(dd.removed) else None
+        dedup_stats = {
+            **dd.summary,
+            "removed_by_source": (
+                {k: g["kind"].value_counts().to_dict() for k, g in removed.groupby("_spec")} if removed is not None else {}
+            ),
+            "examples": [
+                {
+                    "removed": f"{allp.at[r.index, '_spec']}:{allp.at[r.index, 'path']}:{allp.at[r.index, 'func_name']}",
+                    "kept": f"{allp.at[r.duplicate_of, '_spec']}:{allp.at[r.duplicate_of, 'path']}:"
+                            f"{allp.at[r.duplicate_of, 'func_name']}",
+                    "kind": r.kind, "jaccard": r.jaccard,
+                }
+                for r in (dd.removed.head(20).itertuples() if len(dd.removed) else [])
+            ],
+        }
+        allp = allp[dd.keep]
 
-    capped = [
-        _sample_cap(allp[allp["_spec"] == s], spec.per_source_cap, spec.seed) for s in dict.fromkeys(allp["_spec"])
-    ]
-    allp = pd.concat(capped) if capped else allp
-    cap_stats = {s: int((allp["_spec"] == s).sum()) for s in order}
+        capped = [
+            _sample_cap(allp[allp["_spec"] == s], spec.per_source_cap, spec.seed) for s in dict.fromkeys(allp["_spec"])
+        ]
+        allp = pd.concat(capped) if capped else allp
+        cap_stats = {s: int((allp["_spec"] == s).sum()) for s in order}
 
-    in_dist = allp[allp["_group"] == "in"]
-    ood = allp[allp["_group"] == "ood"]
-    split_df, split_report = split_corpus(in_dist.reset_index(), ood.reset_index(), spec.fractions, spec.seed)
-    parts = []
-    for name in SPLITS:
-        part = split_df[split_df["split"] == name]
-        parts.append(cap_split(part, (spec.max_pairs or {}).get(name), spec.seed))
-    final = pd.concat(parts, ignore_index=True)
-    split_rank = {n: i for i, n in enumerate(SPLITS)}
-    final = final.assign(_split_rank=final["split"].map(split_rank)).sort_values(
-        ["_split_rank", "_g", "_rank", "path", "lineno"], kind="stable"
-    )
-    leak = leakage_report(final, code_keys=[dd.keys[i] for i in final["index"]])
-    final = final[PAIR_COLUMNS].reset_index(drop=True)
+        in_dist = allp[allp["_group"] == "in"]
+        ood = allp[allp["_group"] == "ood"]
+        split_df, split_report = split_corpus(in_dist.reset_index(), ood.reset_index(), spec.fractions, spec.seed)
+        parts = []
+        for name in SPLITS:
+            part = split_df[split_df["split"] == name]
+            parts.append(cap_split(part, (spec.max_pairs or {}).get(name), spec.seed))
+        final = pd.concat(parts, ignore_index=True)
+        split_rank = {n: i for i, n in enumerate(SPLITS)}
+        final = final.assign(_split_rank=final["split"].map(split_rank)).sort_values(
+            ["_split_rank", "_g", "_rank", "path", "lineno"], kind="stable"
+        )
+        leak = leakage_report(final, code_keys=[dd.keys[i] for i in final["index"]])
+        final = final[PAIR_COLUMNS].reset_index(drop=True)
 
-    stats = {
-        "name": spec.name,
-        "key": out_dir.name,
-        "spec": spec.to_dict(),
-        "miner_version": MINER_VERSION,
-        "python_version": platform.python_version(),
-        "counts": {
-            "split": final["split"].value_counts().reindex(list(SPLITS), fill_value=0).to_dict(),
-            "source": final["source"].value_counts().to_dict(),
-            "split_source": {k: g["source"].value_counts().to_dict() for k, g in final.groupby("split")},
-            "total": len(final),
-        },
-        "sources": source_stats,
-        "dedup": dedup_stats,
-        "after_source_cap": cap_stats,
-        "splits": split_report,
-        "leakage": leak,
-        "elapsed_s": round(time.perf_counter() - t0, 2),
-    }
-    atomic_write_parquet(pairs_path, final)
-    atomic_write_json(stats_path, stats)  # written last: its presence marks a complete cache entry
-    return pd.read_parquet(pairs_path)  # the same dtypes as a later cached load
+        stats = {
+            "name": spec.name,
+            "key": out_dir.name,
+            "spec": spec.to_dict(),
+            "miner_version": MINER_VERSION,
+            "python_version": platform.python_version(),
+            "counts": {
+                "split": final["split"].value_counts().reindex(list(SPLITS), fill_value=0).to_dict(),
+                "source": final["source"].value_counts().to_dict(),
+                "split_source": {k: g["source"].value_counts().to_dict() for k, g in final.groupby("split")},
+                "total": len(final),
+            },
+            "sources": source_stats,
+            "dedup": dedup_stats,
+            "after_source_cap": cap_stats,
+            "splits": split_report,
+            "leakage": leak,
+            "elapsed_s": round(time.perf_counter() - t0, 2),
+        }
+        atomic_write_parquet(pairs_path, final)
+        atomic_write_json(stats_path, stats)  # written last: its presence marks a complete cache entry
+        return pd.read_parquet(pairs_path)  # the same dtypes as a later cached load
 
 
 def load_corpus_stats(spec: CorpusSpec | str, data_dir: str | os.PathLike | None = None) -> dict[str, Any]:

@@ -57,7 +57,7 @@ import pandas as pd
 
 from ..errors import ParameterError, WorkbenchError
 from ..paths import data_dir as default_data_dir
-from ..store import atomic_write_json, atomic_write_parquet, cache_key, read_json
+from ..store import atomic_write_json, atomic_write_parquet, build_lock, cache_key, read_json
 from .build import PAIR_COLUMNS, pair_id
 from .dedup import deduplicate
 from .doc_comments import (
@@ -763,78 +763,81 @@ def build_crosslang(
     if pairs_path.exists() and stats_path.exists() and not force:
         return pd.read_parquet(pairs_path)
 
-    t0 = time.perf_counter()
-    parts: list[pd.DataFrame] = []
-    lang_stats: dict[str, Any] = {}
-    for lang in langs:
-        frames, source_stats = [], {}
-        for rank, src in enumerate(srcs[lang]):
-            df, st = mine_foreign_source(src, lang, data_dir=data_dir, force=force, progress=progress)
-            frames.append(df.assign(_rank=rank))
-            source_stats[src.spec] = st
-        allp = pd.concat(frames, ignore_index=True).sort_values(["_rank", "path", "lineno"], kind="stable")
-        allp = allp.reset_index(drop=True)
-        mined_counts = allp["source"].value_counts().to_dict()
-        dd = deduplicate([_dedup_text(t) for t in allp["tokens"]], threshold=dedup_threshold, seed=seed)
-        removed_by_source = (
-            {k: g["kind"].value_counts().to_dict()
-             for k, g in dd.removed.assign(_s=allp["source"].to_numpy()[dd.removed["index"].to_numpy()]).groupby("_s")}
-            if len(dd.removed) else {}
-        )
-        examples = [
-            {"removed": f"{allp.at[r.index, 'source']}:{allp.at[r.index, 'path']}:{allp.at[r.index, 'func_name']}",
-             "kept": f"{allp.at[r.duplicate_of, 'source']}:{allp.at[r.duplicate_of, 'path']}:"
-                     f"{allp.at[r.duplicate_of, 'func_name']}", "kind": r.kind, "jaccard": r.jaccard}
-            for r in dd.removed.head(10).itertuples()
-        ] if len(dd.removed) else []
-        allp = allp[dd.keep]
-        allp, query_rule = one_per_query(allp)
-        n_unique = len(allp)
-        if per_language_cap is not None and len(allp) > per_language_cap:
-            u = np.array([stable_unit(seed, "crosslang_cap", lang, i) for i in allp["id"]])
-            allp = allp.iloc[np.sort(np.argsort(u, kind="stable")[:per_language_cap])]
-        parts.append(allp)
-        lang_stats[lang] = {
-            "sources": source_stats,
-            "mined": mined_counts,
-            "dedup": {**dd.summary, "removed_by_source": removed_by_source, "examples": examples},
-            "one_per_query": query_rule,
-            "after_dedup_and_query_rule": n_unique,
-            "kept": len(allp),
-            "kept_by_source": allp["source"].value_counts().to_dict(),
-            "names_masked": int(allp["masked"].sum()),
-            "query_mentions_name": int(sum(
-                bool(re.search(rf"\b{re.escape(f.rsplit('.', 1)[-1])}\b", q))
-                for f, q in zip(allp["func_name"], allp["query"]) if f
-            )),
-            "median_query_words": float(allp["query"].str.split().str.len().median()) if len(allp) else None,
-            "median_code_tokens": float(allp["code"].map(_code_token_count).median()) if len(allp) else None,
-            "pct_code_over_512_tokens": round(100.0 * float((allp["code"].map(_code_token_count) > 512).mean()), 2)
-            if len(allp) else None,
+    with build_lock(out_dir):  # a second process building the same entry waits, then loads it
+        if pairs_path.exists() and stats_path.exists() and not force:
+            return pd.read_parquet(pairs_path)
+        t0 = time.perf_counter()
+        parts: list[pd.DataFrame] = []
+        lang_stats: dict[str, Any] = {}
+        for lang in langs:
+            frames, source_stats = [], {}
+            for rank, src in enumerate(srcs[lang]):
+                df, st = mine_foreign_source(src, lang, data_dir=data_dir, force=force, progress=progress)
+                frames.append(df.assign(_rank=rank))
+                source_stats[src.spec] = st
+            allp = pd.concat(frames, ignore_index=True).sort_values(["_rank", "path", "lineno"], kind="stable")
+            allp = allp.reset_index(drop=True)
+            mined_counts = allp["source"].value_counts().to_dict()
+            dd = deduplicate([_dedup_text(t) for t in allp["tokens"]], threshold=dedup_threshold, seed=seed)
+            removed_by_source = (
+                {k: g["kind"].value_counts().to_dict()
+                 for k, g in dd.removed.assign(_s=allp["source"].to_numpy()[dd.removed["index"].to_numpy()]).groupby("_s")}
+                if len(dd.removed) else {}
+            )
+            examples = [
+                {"removed": f"{allp.at[r.index, 'source']}:{allp.at[r.index, 'path']}:{allp.at[r.index, 'func_name']}",
+                 "kept": f"{allp.at[r.duplicate_of, 'source']}:{allp.at[r.duplicate_of, 'path']}:"
+                         f"{allp.at[r.duplicate_of, 'func_name']}", "kind": r.kind, "jaccard": r.jaccard}
+                for r in dd.removed.head(10).itertuples()
+            ] if len(dd.removed) else []
+            allp = allp[dd.keep]
+            allp, query_rule = one_per_query(allp)
+            n_unique = len(allp)
+            if per_language_cap is not None and len(allp) > per_language_cap:
+                u = np.array([stable_unit(seed, "crosslang_cap", lang, i) for i in allp["id"]])
+                allp = allp.iloc[np.sort(np.argsort(u, kind="stable")[:per_language_cap])]
+            parts.append(allp)
+            lang_stats[lang] = {
+                "sources": source_stats,
+                "mined": mined_counts,
+                "dedup": {**dd.summary, "removed_by_source": removed_by_source, "examples": examples},
+                "one_per_query": query_rule,
+                "after_dedup_and_query_rule": n_unique,
+                "kept": len(allp),
+                "kept_by_source": allp["source"].value_counts().to_dict(),
+                "names_masked": int(allp["masked"].sum()),
+                "query_mentions_name": int(sum(
+                    bool(re.search(rf"\b{re.escape(f.rsplit('.', 1)[-1])}\b", q))
+                    for f, q in zip(allp["func_name"], allp["query"]) if f
+                )),
+                "median_query_words": float(allp["query"].str.split().str.len().median()) if len(allp) else None,
+                "median_code_tokens": float(allp["code"].map(_code_token_count).median()) if len(allp) else None,
+                "pct_code_over_512_tokens": round(100.0 * float((allp["code"].map(_code_token_count) > 512).mean()), 2)
+                if len(allp) else None,
+            }
+        final = pd.concat(parts, ignore_index=True).assign(split="ood")
+        final = final.sort_values(["language", "_rank", "path", "lineno"], kind="stable",
+                                  key=lambda s: s.map({x: i for i, x in enumerate(langs)}) if s.name == "language" else s)
+        final = final[PAIR_COLUMNS].reset_index(drop=True)
+        stats = {
+            "key": out_dir.name,
+            "languages": langs,
+            "per_language_cap": per_language_cap,
+            "seed": seed,
+            "dedup_threshold": dedup_threshold,
+            "miner_version": CROSSLANG_MINER_VERSION,
+            "grammars": grammar_versions(),
+            "counts": {
+                "language": final["language"].value_counts().reindex(langs, fill_value=0).to_dict(),
+                "language_source": {k: g["source"].value_counts().to_dict() for k, g in final.groupby("language")},
+                "total": len(final),
+            },
+            "per_language": lang_stats,
+            "elapsed_s": round(time.perf_counter() - t0, 2),
         }
-    final = pd.concat(parts, ignore_index=True).assign(split="ood")
-    final = final.sort_values(["language", "_rank", "path", "lineno"], kind="stable",
-                              key=lambda s: s.map({x: i for i, x in enumerate(langs)}) if s.name == "language" else s)
-    final = final[PAIR_COLUMNS].reset_index(drop=True)
-    stats = {
-        "key": out_dir.name,
-        "languages": langs,
-        "per_language_cap": per_language_cap,
-        "seed": seed,
-        "dedup_threshold": dedup_threshold,
-        "miner_version": CROSSLANG_MINER_VERSION,
-        "grammars": grammar_versions(),
-        "counts": {
-            "language": final["language"].value_counts().reindex(langs, fill_value=0).to_dict(),
-            "language_source": {k: g["source"].value_counts().to_dict() for k, g in final.groupby("language")},
-            "total": len(final),
-        },
-        "per_language": lang_stats,
-        "elapsed_s": round(time.perf_counter() - t0, 2),
-    }
-    atomic_write_parquet(pairs_path, final)
-    atomic_write_json(stats_path, stats)  # written last: its presence marks a complete cache entry
-    return pd.read_parquet(pairs_path)
+        atomic_write_parquet(pairs_path, final)
+        atomic_write_json(stats_path, stats)  # written last: its presence marks a complete cache entry
+        return pd.read_parquet(pairs_path)
 
 
 def load_crosslang_stats(

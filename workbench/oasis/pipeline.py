@@ -22,7 +22,7 @@ import pandas as pd
 
 from ..config import Params
 from ..paths import data_dir
-from ..store import atomic_write_json, atomic_write_parquet, cache_key, read_json
+from ..store import atomic_write_json, atomic_write_parquet, build_lock, cache_key, read_json
 from . import refine
 from .docstrings import llm_docstrings
 from .labels import similarity_labels
@@ -112,98 +112,102 @@ def order_labels(pairs: pd.DataFrame, params: Params, llm: Any, show_progress: b
     cached = _load(folder)
     if cached is not None:
         return cached
-    timings: dict[str, float] = {}
+    with build_lock(folder):  # a second process building the same entry waits, then loads it
+        cached = _load(folder)
+        if cached is not None:
+            return cached
+        timings: dict[str, float] = {}
 
-    pool = pairs[pairs["split"] == "train"][["id", "query", "code", "source", "path"]].reset_index(drop=True)
-    docstrings = None
-    if llm_query_ids:  # OASIS step 1: the LLM's docstrings (from the code, its callers and callees) as queries
+        pool = pairs[pairs["split"] == "train"][["id", "query", "code", "source", "path"]].reset_index(drop=True)
+        docstrings = None
+        if llm_query_ids:  # OASIS step 1: the LLM's docstrings (from the code, its callers and callees) as queries
+            t0 = time.perf_counter()
+            docstrings = llm_docstrings(pairs, llm, llm_query_ids, show_progress=show_progress)
+            written = dict(zip(docstrings.loc[docstrings["valid"], "id"], docstrings.loc[docstrings["valid"], "query_llm"]))
+            train = train.assign(query_mined=train["query"], query=train["id"].map(written).fillna(train["query"]),
+                                 query_by=np.where(train["id"].isin(written), "llm", "mined"))
+            pool = pool.assign(query=pool["id"].map(written).fillna(pool["query"]))
+            timings["docstrings_seconds"] = time.perf_counter() - t0
+
         t0 = time.perf_counter()
-        docstrings = llm_docstrings(pairs, llm, llm_query_ids, show_progress=show_progress)
-        written = dict(zip(docstrings.loc[docstrings["valid"], "id"], docstrings.loc[docstrings["valid"], "query_llm"]))
-        train = train.assign(query_mined=train["query"], query=train["id"].map(written).fillna(train["query"]),
-                             query_by=np.where(train["id"].isin(written), "llm", "mined"))
-        pool = pool.assign(query=pool["id"].map(written).fillna(pool["query"]))
-        timings["docstrings_seconds"] = time.perf_counter() - t0
+        negs = repository_negatives(pool, params.oasis_negatives, params.seed, query_ids=train_ids)
+        timings["negatives_seconds"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    negs = repository_negatives(pool, params.oasis_negatives, params.seed, query_ids=train_ids)
-    timings["negatives_seconds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        used = pool[pool["id"].isin(set(train_ids) | set(negs["code_id"]))].reset_index(drop=True)
+        # the annotator's labels are cached apart from the refinement, which has more knobs to turn
+        raw_file = folder.parent / "annotated" / f"{_raw_key(params, train_ids, llm_identity)}.parquet"
+        if raw_file.exists():
+            raw = pd.read_parquet(raw_file)
+            timings["annotator_cached"] = 1.0
+        else:
+            annotator = load_model(params.oasis_annotator, params)
+            encode = lambda texts, side: annotator.encode(list(texts), kind=side,  # noqa: E731
+                                                          show_progress=show_progress, bf16=params.oasis_annotator_bf16)
+            raw = similarity_labels(used, negs, encode, query_ids=train_ids)
+            raw_file.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_parquet(raw_file, raw)
+        timings["annotator_seconds"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    used = pool[pool["id"].isin(set(train_ids) | set(negs["code_id"]))].reset_index(drop=True)
-    # the annotator's labels are cached apart from the refinement, which has more knobs to turn
-    raw_file = folder.parent / "annotated" / f"{_raw_key(params, train_ids, llm_identity)}.parquet"
-    if raw_file.exists():
-        raw = pd.read_parquet(raw_file)
-        timings["annotator_cached"] = 1.0
-    else:
-        annotator = load_model(params.oasis_annotator, params)
-        encode = lambda texts, side: annotator.encode(list(texts), kind=side,  # noqa: E731
-                                                      show_progress=show_progress, bf16=params.oasis_annotator_bf16)
-        raw = similarity_labels(used, negs, encode, query_ids=train_ids)
-        raw_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_parquet(raw_file, raw)
-    timings["annotator_seconds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        fit = refine.gmm_crossing(raw["sim_raw"].to_numpy(), seed=params.seed)
+        cands = raw.copy()
+        cands["threshold_candidate"] = refine.threshold_candidates(raw, fit.crossing)
+        codes = dict(zip(used["id"].astype(str), used["code"]))
+        dist, ast_counts = refine.ast_candidates(raw, codes, params.oasis_ast_threshold, params.oasis_max_nodes,
+                                                 show_progress=show_progress)
+        cands["ted"] = dist
+        cands["ast_candidate"] = (dist < params.oasis_ast_threshold).fillna(False).astype(bool)
+        cands["both_candidate"] = cands["threshold_candidate"] | cands["ast_candidate"]
+        timings["candidates_seconds"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    fit = refine.gmm_crossing(raw["sim_raw"].to_numpy(), seed=params.seed)
-    cands = raw.copy()
-    cands["threshold_candidate"] = refine.threshold_candidates(raw, fit.crossing)
-    codes = dict(zip(used["id"].astype(str), used["code"]))
-    dist, ast_counts = refine.ast_candidates(raw, codes, params.oasis_ast_threshold, params.oasis_max_nodes,
-                                             show_progress=show_progress)
-    cands["ted"] = dist
-    cands["ast_candidate"] = (dist < params.oasis_ast_threshold).fillna(False).astype(bool)
-    cands["both_candidate"] = cands["threshold_candidate"] | cands["ast_candidate"]
-    timings["candidates_seconds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        to_judge = cands.index[cands["both_candidate"]]
+        if params.oasis_judge_max is not None and len(to_judge) > params.oasis_judge_max:
+            rng = np.random.default_rng(params.seed)
+            to_judge = pd.Index(np.sort(rng.choice(to_judge.to_numpy(), params.oasis_judge_max, replace=False)))
+        query_text = dict(zip(train["id"].astype(str), train["query"]))
+        requests = refine.judge_requests([query_text[q] for q in cands.loc[to_judge, "query_id"]],
+                                         [codes[c] for c in cands.loc[to_judge, "code_id"]])
+        replies = llm.chat_many(requests, desc="LLM judge", show_progress=show_progress) if requests else []
+        cands["judge"] = pd.Series([None] * len(cands), index=cands.index, dtype=object)
+        cands["judge_reply"] = pd.Series([None] * len(cands), index=cands.index, dtype=object)
+        for i, reply in zip(to_judge, replies):
+            cands.at[i, "judge"] = refine.parse_judgement(reply)
+            cands.at[i, "judge_reply"] = reply
+        timings["judge_seconds"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    to_judge = cands.index[cands["both_candidate"]]
-    if params.oasis_judge_max is not None and len(to_judge) > params.oasis_judge_max:
-        rng = np.random.default_rng(params.seed)
-        to_judge = pd.Index(np.sort(rng.choice(to_judge.to_numpy(), params.oasis_judge_max, replace=False)))
-    query_text = dict(zip(train["id"].astype(str), train["query"]))
-    requests = refine.judge_requests([query_text[q] for q in cands.loc[to_judge, "query_id"]],
-                                     [codes[c] for c in cands.loc[to_judge, "code_id"]])
-    replies = llm.chat_many(requests, desc="LLM judge", show_progress=show_progress) if requests else []
-    cands["judge"] = pd.Series([None] * len(cands), index=cands.index, dtype=object)
-    cands["judge_reply"] = pd.Series([None] * len(cands), index=cands.index, dtype=object)
-    for i, reply in zip(to_judge, replies):
-        cands.at[i, "judge"] = refine.parse_judgement(reply)
-        cands.at[i, "judge_reply"] = reply
-    timings["judge_seconds"] = time.perf_counter() - t0
+        confirmed = cands["judge"].map(lambda v: v is True).astype(bool)
+        labels = {"none": raw.assign(refined=False)}
+        for s in STRATEGIES[1:]:
+            labels[s] = refine.apply_refinement(raw, confirmed & cands[f"{s}_candidate"], params.oasis_delta_s)
 
-    confirmed = cands["judge"].map(lambda v: v is True).astype(bool)
-    labels = {"none": raw.assign(refined=False)}
-    for s in STRATEGIES[1:]:
-        labels[s] = refine.apply_refinement(raw, confirmed & cands[f"{s}_candidate"], params.oasis_delta_s)
-
-    verdicts = cands.loc[to_judge, "judge"]
-    summary = {
-        "format_version": FORMAT_VERSION,
-        "pairs": len(train), "negatives": int(len(negs)), "shortfall": int(negs.attrs.get("shortfall", 0)),
-        "pairs_without_negatives": int(negs.attrs.get("pairs_without_negatives", 0)),
-        "gmm": {"weights": list(fit.weights), "means": list(fit.means), "stds": list(fit.stds), "crossing": fit.crossing},
-        "ast": ast_counts,
-        "judge": {"sent": int(len(to_judge)), "yes": int((verdicts == True).sum()),  # noqa: E712
-                  "no": int((verdicts == False).sum()), "unparsable": int(verdicts.isna().sum())},  # noqa: E712
-        "timings": {k: round(v, 2) for k, v in timings.items()},
-    }
-    if docstrings is not None:
-        a = docstrings.attrs
-        summary["llm_queries"] = {"requested": len(docstrings), "valid": int(docstrings["valid"].sum()),
-                                  "rejected": dict(a.get("rejected", {})), "with_callers": a.get("with_callers"),
-                                  "with_callees": a.get("with_callees"), "functions_found": a.get("functions_found"),
-                                  "seconds_graph": a.get("seconds_graph"), "seconds_llm": a.get("seconds_llm")}
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_parquet(folder / "train.parquet", train)
-    atomic_write_parquet(folder / "codes.parquet", pd.DataFrame({"id": list(codes), "code": list(codes.values())}))
-    out_cands = cands.assign(judge=cands["judge"].map(lambda v: None if v is None else bool(v)).astype("boolean"))
-    atomic_write_parquet(folder / "candidates.parquet", out_cands)
-    for s, frame in labels.items():
-        atomic_write_parquet(folder / f"labels-{s}.parquet", frame)
-    atomic_write_json(folder / "summary.json", summary)  # written last: marks the build complete
-    return OrderLabels(train, codes, out_cands, labels, {**summary, "from_cache": False})
+        verdicts = cands.loc[to_judge, "judge"]
+        summary = {
+            "format_version": FORMAT_VERSION,
+            "pairs": len(train), "negatives": int(len(negs)), "shortfall": int(negs.attrs.get("shortfall", 0)),
+            "pairs_without_negatives": int(negs.attrs.get("pairs_without_negatives", 0)),
+            "gmm": {"weights": list(fit.weights), "means": list(fit.means), "stds": list(fit.stds), "crossing": fit.crossing},
+            "ast": ast_counts,
+            "judge": {"sent": int(len(to_judge)), "yes": int((verdicts == True).sum()),  # noqa: E712
+                      "no": int((verdicts == False).sum()), "unparsable": int(verdicts.isna().sum())},  # noqa: E712
+            "timings": {k: round(v, 2) for k, v in timings.items()},
+        }
+        if docstrings is not None:
+            a = docstrings.attrs
+            summary["llm_queries"] = {"requested": len(docstrings), "valid": int(docstrings["valid"].sum()),
+                                      "rejected": dict(a.get("rejected", {})), "with_callers": a.get("with_callers"),
+                                      "with_callees": a.get("with_callees"), "functions_found": a.get("functions_found"),
+                                      "seconds_graph": a.get("seconds_graph"), "seconds_llm": a.get("seconds_llm")}
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_parquet(folder / "train.parquet", train)
+        atomic_write_parquet(folder / "codes.parquet", pd.DataFrame({"id": list(codes), "code": list(codes.values())}))
+        out_cands = cands.assign(judge=cands["judge"].map(lambda v: None if v is None else bool(v)).astype("boolean"))
+        atomic_write_parquet(folder / "candidates.parquet", out_cands)
+        for s, frame in labels.items():
+            atomic_write_parquet(folder / f"labels-{s}.parquet", frame)
+        atomic_write_json(folder / "summary.json", summary)  # written last: marks the build complete
+        return OrderLabels(train, codes, out_cands, labels, {**summary, "from_cache": False})
 
 
 def judge_controls(built: OrderLabels, pairs: pd.DataFrame, llm: Any, n: int, seed: int = 0,
