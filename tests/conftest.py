@@ -9,16 +9,20 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers on a 2-core machine: one thread each (torch, llama.cpp, BLAS, numba,
+    # and the notebook runs they start), so neither worker's threads spin waiting for a taken core
+    for var in ("WORKBENCH_MAX_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
 
 
 @pytest.fixture(scope="session")
 def minilm():
     """The real all-MiniLM-L6-v2 from its pip package, loaded once per session."""
-    import torch
-
     from workbench.models import BiEncoder
+    from workbench.runtime import set_threads
 
-    torch.set_num_threads(2)
+    set_threads(2)
     return BiEncoder.load("minilm", max_query_len=32, max_code_len=64)
 
 
@@ -55,6 +59,59 @@ def llm_server():
 
     with LlamaServer(local_model_path("smollm2-135m"), n_ctx=1024, n_threads=2) as server:
         yield server
+
+
+# `make test` runs on two pytest-xdist workers (`-n 2`). Tests go to a worker a module at a time (its
+# module-scoped fixtures built once), except the long ones below, each sent on its own and first, so the
+# two workers finish together; the tests sharing `smoke_chain` stay together and build it once. (xdist's
+# own `--dist loadgroup` does not group under pytest 9, whose node ids it can no longer rewrite.)
+_FIRST = ("smoke_chain", "tests/test_runs.py::test_smoke_run_of_the_llm_augmentation_chapter",
+          "tests/test_runs.py::test_smoke_run_of_the_curation_chapter", "tests/test_cli.py::test_cosqa_dev_reference_number",
+          "tests/test_runs.py::test_smoke_run_of_the_quickstart")
+_CHAIN = ("tests/test_notebooks_in_browser.py::", "tests/test_runs.py::test_smoke_run_of_data_maps_and_select_then_mixup")
+
+
+def work_unit(nodeid: str) -> str:
+    """The unit of tests one worker runs together: ``smoke_chain``, a long test alone, or a module."""
+    if nodeid.startswith(_CHAIN):
+        return "smoke_chain"
+    return nodeid if nodeid in _FIRST else nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    config.option.loadscopereorder = False  # keep our order (xdist would sort the units by test count)
+    return ByWorkUnit(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The long units first, the rest in collection order (the order alone changes nothing without xdist)."""
+    rank = {u: i for i, u in enumerate(_FIRST)}
+    items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))  # stable
+
+
+def pytest_sessionfinish(session):
+    """On an xdist worker: hand the worker's fault ledger to the controller, which prints the totals."""
+    from dataclasses import asdict
+
+    from faults import LEDGER
+
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput["faults"] = [asdict(f) for f in LEDGER]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """On the controller: add a finished worker's fault ledger to this process's."""
+    from faults import LEDGER, Fault
+
+    LEDGER.extend(Fault(**entry) for entry in getattr(node, "workeroutput", {}).get("faults", []))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

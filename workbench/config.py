@@ -266,6 +266,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         batch_size=16,
         n_boot=200,
         bf16_eval=True,
+        bf16_train=True,  # as the tour (make run's default) trains: the tests run that path
         proxy_model="minilm",
         curation_pairs=160,
         consistency_delta=0.3,
