@@ -68,6 +68,28 @@ def test_failed_notebook_keeps_its_executed_copy(tmp_path):
     assert "FAILED 00_boom" in proc.stdout
 
 
+def test_each_chapter_records_its_peak_memory(tmp_path):
+    """status.json holds each notebook's peak resident memory (its kernel's), and the closing table
+    shows it: a chapter that holds 400 MiB reads at least that, one that holds nothing far less."""
+    home = tmp_path / "project"
+    (home / "notebooks").mkdir(parents=True)
+    for name, body in (("00_big", "import numpy as np\nheld = np.ones(400 * 2**20 // 8)"), ("01_small", "x = 1")):
+        nb = nbformat.v4.new_notebook()
+        params = nbformat.v4.new_code_cell('preset = "smoke"\noverrides = {}\nrun_dir = None')
+        params.metadata["tags"] = ["parameters"]
+        nb.cells = [params, nbformat.v4.new_code_cell(body)]
+        nbformat.write(nb, home / "notebooks" / f"{name}.ipynb")
+    runs = tmp_path / "runs"
+    proc = _workbench(["run", "--preset", "smoke"], {"WORKBENCH_HOME": str(home), "WORKBENCH_RUNS": str(runs)}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (run,) = list(runs.iterdir())
+    status = json.loads((run / "status.json").read_text())
+    big, small = status["00_big"]["peak_rss_mib"], status["01_small"]["peak_rss_mib"]
+    assert big >= 400 and small < big - 300, status
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("00_big"))
+    assert row.split()[-1] == str(round(big)), row
+
+
 def _smoke_run(tmp_path, *notebooks: str):
     """Run chapters on the smoke preset into a fresh runs folder; return (process, run folder)."""
     runs = tmp_path / "runs"

@@ -1,8 +1,8 @@
 """Headless execution of the notebooks with papermill, and the run record each run leaves.
 
 A run is ``papermill_runs/<timestamp>-<preset>/`` holding ``params.yaml``, ``status.json`` (per
-notebook: status, seconds, error), ``metrics.json`` (per notebook, written by the notebook itself
-through :func:`open_run`), ``params_read/<notebook>.json`` (the parameters each notebook read) and
+notebook: status, seconds, peak resident memory in MiB (:mod:`workbench.peak_memory`), error),
+``metrics.json`` (per notebook, written by the notebook itself through :func:`open_run`), ``params_read/<notebook>.json`` (the parameters each notebook read) and
 the executed notebooks. A failed notebook keeps its executed copy
 with the traceback, and :func:`run_notebooks` reports the failure so the CLI exits non-zero.
 """
@@ -24,6 +24,7 @@ import yaml
 from . import config
 from .errors import ParameterError, WorkbenchError
 from .paths import notebooks_dir, runs_dir
+from .peak_memory import PeakMemory
 from .store import atomic_write_json, atomic_write_yaml, read_json
 
 KERNEL_NAME = "workbench"
@@ -208,23 +209,25 @@ def run_notebooks(
         atomic_write_json(status_path, status)
         print(f"[workbench] running {nb.name} -> {out}", flush=True)
         t0 = time.time()
+        peak = PeakMemory()
         try:
-            pm.execute_notebook(
-                str(nb),
-                str(out),
-                parameters={"preset": preset, "overrides": dict(overrides or {}), "run_dir": str(folder.resolve())},
-                kernel_name=kernel,
-                language="python",
-                cwd=str(nb.parent),
-                log_output=log_output,
-                progress_bar=False,
-                stdout_file=None,
-                stderr_file=None,
-            )
-            status[nb.stem].update(status="ok", seconds=round(time.time() - t0, 1))
+            with peak:  # the kernel's (and what it starts) peak resident memory, for status.json
+                pm.execute_notebook(
+                    str(nb),
+                    str(out),
+                    parameters={"preset": preset, "overrides": dict(overrides or {}), "run_dir": str(folder.resolve())},
+                    kernel_name=kernel,
+                    language="python",
+                    cwd=str(nb.parent),
+                    log_output=log_output,
+                    progress_bar=False,
+                    stdout_file=None,
+                    stderr_file=None,
+                )
+            status[nb.stem].update(status="ok", seconds=round(time.time() - t0, 1), peak_rss_mib=peak.mib)
         except Exception as e:  # papermill keeps the executed copy with the traceback
             msg = str(e).strip().splitlines()
-            status[nb.stem].update(status="failed", seconds=round(time.time() - t0, 1), error=(msg[-1] if msg else repr(e))[:500])
+            status[nb.stem].update(status="failed", seconds=round(time.time() - t0, 1), peak_rss_mib=peak.mib, error=(msg[-1] if msg else repr(e))[:500])
             atomic_write_json(status_path, status)
             print(f"[workbench] FAILED {nb.name} after {time.time() - t0:.0f} s; executed copy with the traceback: {out}", flush=True)
             break
@@ -245,9 +248,10 @@ def headlines(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def summary_lines(record: RunRecord) -> list[str]:
     """A short human-readable results table of a run."""
-    lines = [f"run: {record.dir}", f"{'notebook':<28}{'status':<9}{'seconds':>8}"]
+    lines = [f"run: {record.dir}", f"{'notebook':<28}{'status':<9}{'seconds':>8}{'peak MiB':>10}"]
     for name, s in record.status.items():
-        lines.append(f"{name:<28}{s.get('status', '?'):<9}{s.get('seconds', 0):>8}")
+        peak = s.get("peak_rss_mib")
+        lines.append(f"{name:<28}{s.get('status', '?'):<9}{s.get('seconds', 0):>8}{'' if peak is None else round(peak):>10}")
     headline = headlines(record.metrics)
     if headline:
         lines.append("")
