@@ -68,6 +68,9 @@ def llm_server():
 _FIRST = ("smoke_chain", "tests/test_runs.py::test_smoke_run_of_the_llm_augmentation_chapter",
           "tests/test_runs.py::test_smoke_run_of_the_curation_chapter", "tests/test_cli.py::test_cosqa_dev_reference_number",
           "tests/test_runs.py::test_smoke_run_of_the_quickstart")
+# then the modules that take longest (a long one last would leave the other worker idle)
+_LONG_MODULES = ("tests/test_sweep.py", "tests/test_oasis.py", "tests/test_distributed.py", "tests/test_cross_encoder.py",
+                 "tests/test_faults_runtime.py", "tests/test_datamap_validity.py", "tests/test_browser.py")
 _CHAIN = ("tests/test_notebooks_in_browser.py::", "tests/test_runs.py::test_smoke_run_of_data_maps_and_select_then_mixup")
 
 
@@ -92,7 +95,7 @@ def pytest_xdist_make_scheduler(config, log):
 
 def pytest_collection_modifyitems(config, items):
     """The long units first, the rest in collection order (the order alone changes nothing without xdist)."""
-    rank = {u: i for i, u in enumerate(_FIRST)}
+    rank = {u: i for i, u in enumerate(_FIRST + _LONG_MODULES)}
     items.sort(key=lambda item: rank.get(work_unit(item.nodeid), len(rank)))  # stable
 
 

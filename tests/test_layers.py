@@ -12,7 +12,7 @@ METHODS = {  # module prefix -> the paper it implements
     "cartography": "Select then MixUp", "selection": "Select then MixUp", "datamap_validity": "Select then MixUp",
     "viz.explorer": "Select then MixUp", "augment": "ChatDANCE", "oasis": "OASIS", "curation": "CoRNStack",
 }
-SHARED = ("paths", "store", "errors", "config", "runtime", "progress", "faultpoints", "pairs", "corpus", "tasks",
+SHARED = ("paths", "store", "errors", "config", "runtime", "threads", "peak_memory", "progress", "faultpoints", "pairs", "corpus", "tasks",
           "models", "retrieval", "evaluation", "compare", "llm", "training", "ood", "experiment", "validation", "sandbox")
 
 
