@@ -7,6 +7,7 @@ import ast
 import hashlib
 import os
 import subprocess
+import sys
 import sysconfig
 import time
 import zipfile
@@ -549,8 +550,6 @@ def test_two_processes_building_one_corpus_build_it_once(tmp_path):
     """Two processes that miss the same cache entry at once (two notebooks of a sweep, two test
     workers): the second waits on the build lock (``store.build_lock``), then loads the first one's
     corpus instead of mining it again."""
-    import sys
-
     env = {**os.environ, "WORKBENCH_DATA": str(tmp_path)}
     procs = [subprocess.Popen([sys.executable, "-c", _BUILD_ONCE, "stdlib:json,textwrap.py,shlex.py"], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]

@@ -311,7 +311,7 @@ class LlamaCppBackend:
         if not self.model_path.is_file():
             raise LLMError(f"{self.model_path}: no such model file")
         self.sha256 = sha256 or file_sha256(self.model_path)
-        self.n_ctx, self.n_threads = int(n_ctx), int(thread_cap(int(n_threads)))
+        self.n_ctx, self.n_threads = int(n_ctx), thread_cap(int(n_threads))
         self._lock = threading.Lock()
         try:
             with extra_buffer_types(repack):

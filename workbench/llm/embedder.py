@@ -105,7 +105,7 @@ class LLMEmbedder:
         self.model_path = local_model_path(model)
         self.max_tokens = {"query": int(max_query_tokens), "code": int(max_code_tokens)}
         self.prefixes = {"query": str(query_prefix), "code": str(code_prefix)}
-        self.n_threads = int(thread_cap(int(n_threads or min(os.cpu_count() or 1, 8))))
+        self.n_threads = thread_cap(int(n_threads or min(os.cpu_count() or 1, 8)))
         self.repack = bool(repack)
         # one fixed context for every text: room for BOS, the longer prefix and the longer limit, rounded
         # up to llama.cpp's context padding of 256 (a context, batch and micro-batch of one size; other

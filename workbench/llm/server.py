@@ -74,7 +74,7 @@ class LlamaServer:
             raise LLMError(f"LlamaServer: {self.model_path}: no such model file")
         self.requested_port = port
         self.port: int | None = None
-        self.n_ctx, self.n_threads = int(n_ctx), int(thread_cap(int(n_threads)))
+        self.n_ctx, self.n_threads = int(n_ctx), thread_cap(int(n_threads))
         self.startup_timeout = float(startup_timeout)
         self.extra_args = tuple(extra_args)
         self.api_key = api_key or secrets.token_urlsafe(24)  # never printed, logged or put in a command line
