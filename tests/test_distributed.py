@@ -76,7 +76,7 @@ def _sharded_grads(enc, batch: pd.DataFrame, neg: list[str], chunk: int | None):
     enc.zero_grad(set_to_none=True)
     enc.train()
     loss, square = contrastive_step(
-        enc, batch["query"].tolist(), batch["code"].tolist(), neg, _config(grad_cache_chunk=chunk), enc.device,
+        enc, batch["query"].tolist(), batch["code"].tolist(), neg, None, _config(grad_cache_chunk=chunk), enc.device,
         want_square=True,
     )
     wd.average_gradients(enc.parameters())
@@ -335,6 +335,72 @@ def test_train_with_grad_cache_matches_plain_training(base, tmp_path):
     again = train(copy.deepcopy(base), pairs, _config(grad_cache_chunk=4, tf32=True, **cfg), tmp_path / "gc",
                   show_progress=False)
     assert again.resumed_from_step == 2
+
+
+class _OrderHook:
+    """Two labelled negatives per batch row (fixed texts, labels 0.3 / 0.6): an OASIS-style hook."""
+
+    labelled = True
+    key = "test-order-hook"
+
+    def __call__(self, rows, step, progress):
+        from workbench.training.train_config import LabelledNegatives
+
+        n = len(rows)
+        texts = [NEG_TEXTS[(i + step) % len(NEG_TEXTS)] + f"\n# {r}" for r in rows for i in range(2)]
+        return LabelledNegatives(texts=texts, rows=np.repeat(np.arange(n), 2),
+                                 labels=np.tile(np.asarray([0.3, 0.6], np.float32), n),
+                                 positive_labels=np.ones(n, np.float32))
+
+
+def test_train_with_grad_cache_and_cosent_matches_plain_training(base, tmp_path):
+    """OASIS's loss (0.98 InfoNCE + 0.02 CoSENT over labelled negatives) through GradCache: the 16
+    extra negatives of a batch of 8 go in chunks of 4, and 2 steps give the plain step's weights."""
+    pairs = _pairs()
+    cfg = dict(save_every_steps=100, contrastive_weight=0.98, order_weight=0.02)
+    a = _no_dropout(copy.deepcopy(base))
+    ra = train(a, pairs, _config(**cfg), tmp_path / "plain", show_progress=False, negatives=_OrderHook())
+    b = _no_dropout(copy.deepcopy(base))
+    rb = train(b, pairs, _config(grad_cache_chunk=4, **cfg), tmp_path / "gc", show_progress=False,
+               negatives=_OrderHook())
+    diffs = {k: float((a.state_dict()[k] - b.state_dict()[k]).abs().max()) for k in a.state_dict()}
+    other = max(d for k, d in diffs.items() if not k.endswith("key.bias"))
+    print(f"train gradcache + CoSENT vs plain: max |weight diff| {other:.2e}")
+    assert other <= WEIGHT_ATOL and max(diffs.values()) <= KEY_BIAS_ATOL
+    np.testing.assert_allclose(rb.history["loss"], ra.history["loss"], rtol=0, atol=LOSS_TOL)
+    # the CoSENT term is in the loss: without it the loss differs
+    c = _no_dropout(copy.deepcopy(base))
+    rc = train(c, pairs, _config(save_every_steps=100, contrastive_weight=0.98), tmp_path / "info",
+               show_progress=False, negatives=_OrderHook())
+    assert abs(float(rc.history["loss"].iloc[0]) - float(ra.history["loss"].iloc[0])) > 1e-4
+
+
+def test_a_step_that_fits_one_chunk_embeds_once(base):
+    """GradCache only where a side exceeds the chunk: with every side within it the step embeds each
+    side once (no second forward) and draws the plain step's dropout, so it equals it exactly."""
+    from workbench.training.step import contrastive_step
+
+    batch = _pairs().iloc[:8]
+    q_t, c_t = batch["query"].tolist(), batch["code"].tolist()
+    calls: list[int] = []
+
+    def run(chunk):
+        enc = copy.deepcopy(base).train()
+        inner = enc.embed
+        enc.embed = lambda texts, kind: (calls.append(len(texts)), inner(texts, kind))[1]
+        calls.clear()
+        torch.manual_seed(5)
+        loss, _ = contrastive_step(enc, q_t, c_t, NEG_TEXTS, None, _config(grad_cache_chunk=chunk), enc.device,
+                                   want_square=False)
+        return float(loss), _grads(enc), list(calls)
+
+    loss_plain, grads_plain, calls_plain = run(None)
+    loss_fit, grads_fit, calls_fit = run(8)
+    loss_gc, _, calls_gc = run(4)
+    assert calls_plain == calls_fit == [8, 8, 3]
+    assert loss_fit == loss_plain and all(torch.equal(grads_fit[k], grads_plain[k]) for k in grads_plain)
+    assert calls_gc == [4, 4, 4, 4, 3, 4, 4, 4, 4, 3]  # two passes, chunks of 4
+    assert abs(loss_gc - loss_plain) > 0  # other dropout draws: a different (valid) step
 
 
 def test_train_config_speed_flags_validation():

@@ -81,18 +81,27 @@ def contrastive_step(
     queries: list[str],
     codes: list[str],
     neg_texts: list[str],
+    order: LabelledNegatives | None,
     config: TrainConfig,
     device: torch.device,
     want_square: bool,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Forward + backward of one global batch on this process's shard; returns (global loss, B x B logits).
 
-    Each process embeds its contiguous shard of the batch (and of the extra negatives), the codes and
-    negatives of all processes are gathered with gradients, and the local queries are scored against
-    all of them (gold column = the query's position in the global batch). The local loss is
-    ``world / B * sum of its per-query losses``, so after ``average_gradients`` every process holds the
-    gradient of the global batch's mean loss. With ``grad_cache_chunk`` the embeddings go through
-    GradCache. Single-process (world 1) it is the plain loss of ``info_nce`` on the whole batch.
+    One process: InfoNCE over the batch and its extra negatives (duplicates masked when asked),
+    weighted ``contrastive_weight``, plus ``order_weight`` times OASIS's CoSENT when the batch has
+    order labels. Several processes: each embeds its contiguous shard of the batch (and of the extra
+    negatives), the codes and negatives of all processes are gathered with gradients, and the local
+    queries are scored against all of them (gold column = the query's position in the global batch);
+    the local loss is ``world / B * sum of its per-query losses``, so after ``average_gradients`` every
+    process holds the gradient of the global batch's mean loss.
+
+    With ``grad_cache_chunk`` a step that embeds more than that many texts on one side (queries,
+    codes or extra negatives) goes through GradCache, so at most ``grad_cache_chunk`` texts hold
+    activations at once; a step whose every side fits in one chunk is embedded in one pass, which
+    draws the same dropout as GradCache with one chunk per side (the same step up to rounding,
+    without the second forward). Otherwise each side is embedded in length-sorted passes of
+    ``micro_batch`` texts (:func:`embed_sorted`).
     """
     world, rank = distributed.world_size(), distributed.rank()
     b = len(queries)
@@ -120,17 +129,20 @@ def contrastive_step(
                 q[:mine], c_all, temperature=config.temperature, labels=labels, negatives=n_all, reduction="none"
             )
             loss = per_row.sum() * (world / b)
-        if config.contrastive_weight != 1.0:
+        if config.order_weight > 0 and order is not None:
+            loss = config.contrastive_weight * loss + config.order_weight * order_loss(q, c, neg, order, config)
+        elif config.contrastive_weight != 1.0:
             loss = config.contrastive_weight * loss
         return loss, logits
 
-    if config.grad_cache_chunk is not None:
+    chunk = config.grad_cache_chunk
+    if chunk is not None and any(len(texts) > chunk for texts, _ in inputs):
         loss, logits = grad_cache_backward(
-            encoder, inputs, config.grad_cache_chunk, loss_fn, autocast=lambda: autocast_context(device, config.bf16)
+            encoder, inputs, chunk, loss_fn, autocast=lambda: autocast_context(device, config.bf16)
         )
     else:
         with autocast_context(device, config.bf16):
-            embs = [encoder.embed(texts, kind) for texts, kind in inputs]
+            embs = [embed_sorted(encoder, texts, kind, config.micro_batch) for texts, kind in inputs]
         loss, logits = loss_fn(*embs)
         loss.backward()
         loss = loss.detach()
@@ -192,31 +204,23 @@ def batch_step(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Forward and backward of one batch; returns the loss (detached) and the B x B in-batch logits.
 
-    Several processes or GradCache: :func:`contrastive_step`, gradients averaged over processes. One
-    process: InfoNCE over the batch and its extra negatives (duplicates masked when asked), plus
-    ``mixup_weight`` times the MixUp loss (Select then MixUp step 4; the plan drawn from (seed, step)),
-    weighted ``contrastive_weight`` and with ``order_weight`` times OASIS's CoSENT when the batch has
-    order labels."""
-    if distributed.world_size() > 1 or config.grad_cache_chunk is not None:
-        loss, square = contrastive_step(encoder, queries, codes, neg_texts, config, device, want_square=want_square)
+    Without MixUp: :func:`contrastive_step` (one or several processes, GradCache when a side exceeds
+    ``grad_cache_chunk``), gradients averaged over processes. With MixUp (one process, no GradCache):
+    InfoNCE over the batch and its extra negatives plus ``mixup_weight`` times the MixUp loss (Select
+    then MixUp step 4; the plan drawn from (seed, step))."""
+    if config.mixup_alpha is None:
+        loss, square = contrastive_step(encoder, queries, codes, neg_texts, order, config, device,
+                                        want_square=want_square)
         distributed.average_gradients(encoder.parameters())
         return loss, square
-    plan = None
-    if config.mixup_alpha is not None:
-        plan = mix_plan(len(queries), config.mixup_alpha, config.mixup_fraction,
-                        np.random.default_rng([config.seed, step]))
+    plan = mix_plan(len(queries), config.mixup_alpha, config.mixup_fraction, np.random.default_rng([config.seed, step]))
     with autocast_context(device, config.bf16):
-        if plan is None:
-            q = embed_sorted(encoder, queries, "query", config.micro_batch)
-            c = embed_sorted(encoder, codes, "code", config.micro_batch)
-        else:
-            q, q_mix = mixup_embed(encoder, queries, "query", plan, config.mixup_layer)
-            c, c_mix = mixup_embed(encoder, codes, "code", plan, config.mixup_layer)
+        q, q_mix = mixup_embed(encoder, queries, "query", plan, config.mixup_layer)
+        c, c_mix = mixup_embed(encoder, codes, "code", plan, config.mixup_layer)
         neg = embed_sorted(encoder, neg_texts, "code", config.micro_batch) if neg_texts else None
     ignore = duplicate_mask(queries, codes, neg_texts).to(q.device) if config.mask_duplicates else None
     loss, logits = info_nce(q, c, temperature=config.temperature, negatives=neg, ignore=ignore)
-    if plan is not None:
-        loss = loss + config.mixup_weight * mixup_loss(q, c, q_mix, c_mix, plan, config.temperature)
+    loss = loss + config.mixup_weight * mixup_loss(q, c, q_mix, c_mix, plan, config.temperature)
     if config.order_weight > 0 and order is not None:
         loss = config.contrastive_weight * loss + config.order_weight * order_loss(q, c, neg, order, config)
     elif config.contrastive_weight != 1.0:

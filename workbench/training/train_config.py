@@ -67,16 +67,20 @@ class TrainConfig:
     setting is restored afterwards); ``compile`` runs the encoder's transformer through
     ``torch.compile`` (``nn.Module.compile``, so weights and checkpoints keep their names; undone
     after training). ``tf32`` and ``compile`` change speed and float rounding only, so they are not
-    part of the resume key. ``grad_cache_chunk``: GradCache (``workbench.training.gradcache``),
-    embed the batch in chunks of this many texts so its size (the number of in-batch negatives) is
-    not limited by activation memory; same loss and gradients as the plain step up to rounding, but
-    dropout is drawn per chunk, so it is in the resume key. Not combinable with MixUp or OASIS order labels.
+    part of the resume key. ``grad_cache_chunk``: at most this many texts hold activations at once.
+    A step that embeds more than that on one side (its queries, codes or extra negatives) goes
+    through GradCache (``workbench.training.gradcache``): embedded in chunks without a graph, the
+    loss (InfoNCE, masking, OASIS's CoSENT) on the embeddings, then each chunk again with a graph, so
+    neither the batch size nor the number of extra negatives is limited by activation memory; same
+    loss and gradients as the plain step up to rounding, but dropout is drawn per chunk, so it is in
+    the resume key. A step whose every side fits in one chunk runs the plain one-pass step (what
+    GradCache with one chunk per side computes, without its second forward). Not combinable with MixUp.
     ``micro_batch``: embed each side of a batch (its queries, its codes, its extra negatives) in
     forward passes of at most this many texts, sorted by token length, so each pass pads only to its
     own longest text (on 2 CPU cores, MiniLM, batch 32, 128 tokens: measured by
     ``benchmarks/train_throughput.py``). The batch, its negatives and the loss are unchanged up to
     float rounding; dropout masks differ (drawn per pass), so it is in the resume key when set.
-    Single-process steps without MixUp only (ignored under GradCache, which chunks already).
+    Ignored by steps that go through GradCache, which chunk already.
     """
 
     epochs: int = 1
@@ -181,8 +185,6 @@ class TrainConfig:
             raise bad("grad_cache_chunk", "None (no gradient caching) or an integer >= 1")
         if self.grad_cache_chunk is not None and self.mixup_alpha is not None:
             raise bad("grad_cache_chunk", "None when mixup_alpha is set (GradCache does not support MixUp)")
-        if self.grad_cache_chunk is not None and self.order_weight > 0:
-            raise bad("grad_cache_chunk", "None when order_weight > 0 (GradCache does not support OASIS CoSENT)")
         if self.micro_batch is not None and (not is_int(self.micro_batch) or self.micro_batch < 1):
             raise bad("micro_batch", "None (one forward pass per side) or an integer >= 1")
         for name in ("bf16", "drop_last", "tf32", "compile"):
