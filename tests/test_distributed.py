@@ -403,6 +403,21 @@ def test_a_step_that_fits_one_chunk_embeds_once(base):
     assert abs(loss_gc - loss_plain) > 0  # other dropout draws: a different (valid) step
 
 
+def test_a_chunk_no_step_exceeds_keeps_the_resume_key(base, tmp_path):
+    """Batches of 8 without extra negatives never exceed a chunk of 32: a run made without the chunk is
+    found finished (not retrained) when asked again with it; with extra negatives the chunk is in the key."""
+    pairs = _pairs()
+    first = train(copy.deepcopy(base), pairs, _config(save_every_steps=100), tmp_path / "run", show_progress=False)
+    again = train(copy.deepcopy(base), pairs, _config(save_every_steps=100, grad_cache_chunk=32), tmp_path / "run",
+                  show_progress=False)
+    assert again.resumed_from_step == 2 and first.history["loss"].tolist() == again.history["loss"].tolist()
+    cfg = dict(save_every_steps=100, contrastive_weight=0.98, order_weight=0.02, max_steps=1)
+    train(copy.deepcopy(base), pairs, _config(**cfg), tmp_path / "neg", show_progress=False, negatives=_OrderHook())
+    with pytest.raises(ParameterError, match="grad_cache_chunk"):
+        train(copy.deepcopy(base), pairs, _config(grad_cache_chunk=32, **cfg), tmp_path / "neg", show_progress=False,
+              negatives=_OrderHook())
+
+
 def test_train_config_speed_flags_validation():
     for name, bad in (("tf32", 1), ("compile", "yes"), ("grad_cache_chunk", 0), ("grad_cache_chunk", 2.5)):
         with pytest.raises(ParameterError, match=f"TrainConfig.{name}"):

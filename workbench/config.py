@@ -53,6 +53,7 @@ class Params:
     train_max_code_len: int = 128  # code tokens while training (evaluation uses max_code_len)
     bf16_train: bool = False
     mask_duplicates: bool = False  # mask in-batch false negatives: a copy of the gold code, an identical query's code
+    grad_cache_chunk: int | None = 32  # at most this many texts hold activations in a training step; a side beyond it (OASIS's repository negatives) goes through GradCache (None = no bound)
     wise_alpha: float = 1.0  # WiSE-FT: evaluate (1 - a) * pre-trained + a * fine-tuned weights (1.0 = the fine-tune)
     dynamics_mode: str = "in_batch"
     checkpoints_per_epoch: int = 1
@@ -389,6 +390,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         aug_epochs=2,
         oasis_pairs=10000,
         oasis_llm_queries=2000,
+        grad_cache_chunk=None,  # activation memory is no constraint there, and GradCache's second forward costs time
     ),
 }
 
@@ -489,6 +491,8 @@ def resolve(preset: str = "cpu", overrides: dict[str, Any] | None = None) -> Par
         raise ParameterError(f"parameter 'oasis_judge_controls' must be >= 0, got {params.oasis_judge_controls!r}")
     if params.oasis_llm_queries < 0:
         raise ParameterError(f"parameter 'oasis_llm_queries' must be >= 0, got {params.oasis_llm_queries!r}")
+    if params.grad_cache_chunk is not None and params.grad_cache_chunk < 1:
+        raise ParameterError(f"parameter 'grad_cache_chunk' must be None or >= 1, got {params.grad_cache_chunk!r}")
     if params.oasis_judge_max is not None and params.oasis_judge_max < 0:
         raise ParameterError(f"parameter 'oasis_judge_max' must be None or >= 0, got {params.oasis_judge_max!r}")
     for name in ("oasis_delta_s", "oasis_ast_threshold", "oasis_contrastive_weight", "oasis_order_weight"):

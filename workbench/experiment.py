@@ -171,8 +171,11 @@ def train_config(params: Params, **overrides):
         max_query_len=params.max_query_len,
         max_code_len=params.train_max_code_len,
         mask_duplicates=params.mask_duplicates,
+        grad_cache_chunk=params.grad_cache_chunk,
     )
     values.update(overrides)
+    if values.get("mixup_alpha") is not None:  # MixUp mixes inside one forward: GradCache cannot replay it
+        values["grad_cache_chunk"] = None
     return TrainConfig(**values)
 
 

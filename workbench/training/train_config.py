@@ -21,7 +21,7 @@ __all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "LabelledNegativ
 
 # Fields that do not change what training produces: left out of the resume key.
 # tf32 / compile change speed, not what is learnt (beyond float rounding); grad_cache_chunk joins the key
-# only when set (its chunked dropout draws differ from the one-pass step's).
+# only when it can chunk a step (its chunked dropout draws differ from the one-pass step's).
 NOT_IN_KEY = ("save_every_steps", "tf32", "compile")
 MIXUP_FIELDS = ("mixup_alpha", "mixup_fraction", "mixup_layer", "mixup_weight")
 ORDER_FIELDS = ("contrastive_weight", "order_weight")
@@ -73,8 +73,9 @@ class TrainConfig:
     loss (InfoNCE, masking, OASIS's CoSENT) on the embeddings, then each chunk again with a graph, so
     neither the batch size nor the number of extra negatives is limited by activation memory; same
     loss and gradients as the plain step up to rounding, but dropout is drawn per chunk, so it is in
-    the resume key. A step whose every side fits in one chunk runs the plain one-pass step (what
-    GradCache with one chunk per side computes, without its second forward). Not combinable with MixUp.
+    the resume key when it can chunk a step (a batch larger than it, or extra negatives). A step whose
+    every side fits in one chunk runs the plain one-pass step (what GradCache with one chunk per side
+    computes, without its second forward). Not combinable with MixUp.
     ``micro_batch``: embed each side of a batch (its queries, its codes, its extra negatives) in
     forward passes of at most this many texts, sorted by token length, so each pass pads only to its
     own longest text (on 2 CPU cores, MiniLM, batch 32, 128 tokens: measured by

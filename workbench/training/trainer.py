@@ -173,7 +173,7 @@ def _resume_key(
             for k, v in config.to_dict().items()
             if k not in NOT_IN_KEY and (config.mixup_alpha is not None or k not in MIXUP_FIELDS)
             and (uses_order(config) or k not in ORDER_FIELDS)  # keys of runs before these fields unchanged
-            and (config.grad_cache_chunk is not None or k != "grad_cache_chunk")
+            and (_chunk_can_change_a_step(config, negatives) or k != "grad_cache_chunk")
             and (config.micro_batch is not None or k != "micro_batch")
             and (config.mask_duplicates or k != "mask_duplicates")
         },
@@ -200,6 +200,14 @@ def _resume_key(
             "returning LabelledNegatives>, e.g. workbench.oasis.objective.OrderLabelHook"
         )
     return key_parts, extra_pool
+
+
+def _chunk_can_change_a_step(config: TrainConfig, negatives: Any) -> bool:
+    """Whether ``grad_cache_chunk`` can change what a step computes: a step goes through GradCache only
+    when a side exceeds the chunk, which needs a batch larger than it or extra negatives. Otherwise every
+    step is the plain one and the chunk stays out of the resume key (runs made without it resume)."""
+    chunk = config.grad_cache_chunk
+    return chunk is not None and (config.batch_size > chunk or negatives is not None)
 
 
 def _write_outputs(out_dir: Path, encoder: Any, dynamics: pd.DataFrame, history: pd.DataFrame,
