@@ -179,3 +179,33 @@ def test_comparison_params_score_in_the_comparison_precision_and_change_nothing_
     pe = experiment.comparison_params(p)
     assert (p.bf16_eval, pe.bf16_eval) == (False, True)
     assert dataclasses.replace(pe, bf16_eval=False) == p
+
+
+def test_a_scored_model_leaves_its_embeddings_where_the_analysis_chapters_read_them(pairs, tmp_path, monkeypatch):
+    """``train_and_evaluate`` keeps the embeddings it scored with beside the model; loading that model
+    from its folder for an analysis (``embeddings.by_model`` + ``embed_task``, as 05 and 06 do) reads
+    them back without encoding a text, and they are the rows the evaluation ranked."""
+    from workbench import embeddings
+    from workbench.models import BiEncoder
+
+    params = resolve("smoke", {"epochs": 1, "batch_size": 8, "max_query_len": 32, "max_code_len": 64,
+                               "train_max_code_len": 64, "n_boot": 20})
+    tasks = {"v": task_from_pairs(pairs.iloc[60:90], "v")}
+    experiment.train_and_evaluate("m", pairs.iloc[:24], tasks, params, tmp_path / "m")
+    assert len(list((tmp_path / "m" / "embeddings").glob("*.npy"))) == 2  # the queries and the pool
+    assert embeddings.model_cache_dir(tmp_path / "m" / "model", "m", tmp_path / "a") == tmp_path / "m" / "embeddings"
+    assert embeddings.model_cache_dir(params.model, "zero-shot", tmp_path / "a") == tmp_path / "a" / "zero-shot"
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("encoded again")
+
+    monkeypatch.setattr(BiEncoder, "encode", refuse)
+    got = embeddings.by_model({"under another label": str(tmp_path / "m" / "model")},
+                              lambda enc, c: embeddings.embed_task(enc, tasks["v"], c, bf16=params.bf16_eval,
+                                                                   show_progress=False),
+                              params, tmp_path / "a", show_progress=False)
+    emb = got["under another label"]
+    monkeypatch.undo()
+    fresh = experiment.load_model(tmp_path / "m" / "model", params)
+    np.testing.assert_array_equal(emb.corpus, fresh.encode([tasks["v"].corpus[c] for c in emb.cids], "code",
+                                                           bf16=params.bf16_eval, show_progress=False))

@@ -39,7 +39,7 @@ run_dir = None
 import pandas as pd
 from IPython.display import display
 
-from workbench import cartography, compare, experiment, runs, selection
+from workbench import cartography, compare, embeddings, experiment, runs, selection
 from workbench.corpus import build_corpus
 from workbench.viz.datamap import export_for_paper
 from workbench.viz.explorer import load_subset
@@ -91,7 +91,8 @@ in the run folder, so an interrupted run resumes where it stopped.
 seeds = [P.seed + i for i in range(P.select_seeds)]
 if select_names:
     grid = selection.variants(list(subsets), seeds)
-    zero_shot, _ = experiment.evaluate_suite(experiment.fresh_encoder(P), tasks, PE, label="zero-shot")
+    zero_shot, _ = experiment.evaluate_suite(experiment.fresh_encoder(P), tasks, PE, label="zero-shot",
+                                             cache_dir=embeddings.model_cache_dir(P.model, "zero-shot", run.path("analysis", "embeddings")))
     summaries, per_query = selection.train_variants(grid, subsets, tasks, PE, run.path("models", "select"))
     print(f"{len(grid)} models; training time {summaries.drop_duplicates(['model', 'seed'])['train_seconds'].sum() / 60:.1f} min")
 """),

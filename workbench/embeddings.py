@@ -21,7 +21,7 @@ from .retrieval import embed_texts, search
 from .tasks import RetrievalTask
 
 __all__ = [
-    "TaskEmbeddings", "by_model", "embed_task", "gold_cid", "pair_embeddings", "task_pairs",
+    "TaskEmbeddings", "by_model", "embed_task", "gold_cid", "model_cache_dir", "pair_embeddings", "task_pairs",
 ]
 
 
@@ -86,19 +86,31 @@ def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
+def model_cache_dir(path: str | os.PathLike, label: str, cache_root: str | os.PathLike) -> Path:
+    """Where a model's embeddings are kept: beside the ``model/`` folder of a workbench training run
+    (``<dir>/model`` with ``<dir>/train_config.json``), in ``<dir>/embeddings``, where the chapter
+    that trained and scored it left them; else (a registry name such as the zero-shot model, or any
+    other folder) in ``cache_root/<label>``. The cache's keys hold the weights, so a folder never
+    serves another model's embeddings."""
+    p = Path(path)
+    if p.name == "model" and p.is_dir() and (p.parent / "train_config.json").exists():
+        return p.parent / "embeddings"
+    return Path(cache_root) / _slug(label)
+
+
 def by_model(
     models: Mapping[str, str], work: Callable[[Any, Path], Any], params: Any, cache_root: str | os.PathLike,
     show_progress: bool = True,
 ) -> dict[str, Any]:
     """``{label: work(encoder, cache_dir)}`` for every ``label -> model path or name`` of ``models``:
-    each model is loaded in turn (then released) and gets its own cache folder under ``cache_root``."""
+    each model is loaded in turn (then released) with its cache folder (:func:`model_cache_dir`)."""
     from .experiment import load_model
     from .progress import tqdm
 
     out = {}
     for label, path in tqdm(list(models.items()), desc="models", unit="model", disable=not show_progress, mininterval=5):
         encoder = load_model(path, params)
-        out[label] = work(encoder, Path(cache_root) / _slug(label))
+        out[label] = work(encoder, model_cache_dir(path, label, cache_root))
         del encoder
     return out
 

@@ -33,6 +33,7 @@ the smallest true difference the comparison would detect with 80% power at alpha
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from collections.abc import Collection, Sequence
@@ -43,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import WorkbenchError
-from workbench.retrieval import as_matrix, search
+from workbench.retrieval import as_matrix, embed_texts, search
 from workbench.tasks import RetrievalTask
 
 __all__ = [
@@ -401,9 +402,13 @@ class EvalResult:
 
 
 def _encode(
-    encoder: Encoder, texts: list[str], kind: str, batch_size: int, bf16: bool, show_progress: bool
+    encoder: Encoder, texts: list[str], kind: str, batch_size: int, bf16: bool, show_progress: bool,
+    cache_dir: str | os.PathLike | None = None,
 ) -> np.ndarray:
-    emb = encoder.encode(texts, kind=kind, batch_size=batch_size, bf16=bf16, show_progress=show_progress)
+    if cache_dir is not None:
+        emb = embed_texts(encoder, texts, kind, cache_dir, bf16=bf16, batch_size=batch_size, show_progress=show_progress)
+    else:
+        emb = encoder.encode(texts, kind=kind, batch_size=batch_size, bf16=bf16, show_progress=show_progress)
     emb = as_matrix(emb, f"{kind} embeddings")
     if emb.shape[0] != len(texts):
         raise WorkbenchError(f"encoder returned {emb.shape[0]} {kind} rows for {len(texts)} texts")
@@ -426,11 +431,14 @@ def evaluate(
     seed: int = 0,
     show_progress: bool = True,
     model_name: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
 ) -> EvalResult:
     """Encode queries and corpus, search exactly, and score: CodeXGLUE MRR@k plus BEIR-style metrics.
 
     Only queries with at least one relevant code (grade > 0) are evaluated, as BEIR does; the count
-    of skipped queries is in ``meta``. Metrics and CIs are in percent.
+    of skipped queries is in ``meta``. Metrics and CIs are in percent. With ``cache_dir`` the
+    embeddings go through the workbench's embedding cache (:func:`workbench.retrieval.embed_texts`,
+    keyed by the weights and the texts), where later chapters find them.
     """
     task.validate()
     t_all = time.perf_counter()
@@ -441,10 +449,10 @@ def evaluate(
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()
-    q_emb = _encode(encoder, [task.queries[q] for q in qids], "query", batch_size, bf16, show_progress)
+    q_emb = _encode(encoder, [task.queries[q] for q in qids], "query", batch_size, bf16, show_progress, cache_dir)
     seconds["encode_queries"] = time.perf_counter() - t
     t = time.perf_counter()
-    c_emb = _encode(encoder, [task.corpus[c] for c in cids], "code", batch_size, bf16, show_progress)
+    c_emb = _encode(encoder, [task.corpus[c] for c in cids], "code", batch_size, bf16, show_progress, cache_dir)
     seconds["encode_corpus"] = time.perf_counter() - t
     t = time.perf_counter()
     table = ranking_table(task, q_emb, c_emb, qids, cids, k=k)

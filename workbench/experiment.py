@@ -77,9 +77,12 @@ def _cap(task: RetrievalTask, n: int | None, seed: int) -> RetrievalTask:
 
 
 def evaluate_suite(
-    encoder, tasks: dict[str, RetrievalTask], params: Params, label: str, show_progress: bool = True
+    encoder, tasks: dict[str, RetrievalTask], params: Params, label: str, show_progress: bool = True,
+    cache_dir: str | Path | None = None,
 ) -> tuple[pd.DataFrame, dict[str, EvalResult]]:
-    """Score ``encoder`` on every task: a tidy table (one row per task) and the full results."""
+    """Score ``encoder`` on every task: a tidy table (one row per task) and the full results. With
+    ``cache_dir`` the embeddings are kept there (:func:`workbench.embeddings.model_cache_dir`), so the
+    analysis chapters read them instead of encoding the sets again."""
     rows, results = [], {}
     for name, task in tasks.items():
         t0 = time.time()
@@ -93,6 +96,7 @@ def evaluate_suite(
             seed=params.seed,
             show_progress=show_progress,
             model_name=label,
+            cache_dir=cache_dir,
         )
         results[name] = res
         m, ci = res.metrics, res.ci
@@ -231,11 +235,12 @@ def _eval_key(tasks: dict[str, RetrievalTask], params: Params) -> str:
 
 def cached_evaluation(
     eval_dir: str | Path, encoder_fn: Any, tasks: dict[str, RetrievalTask], params: Params, label: str,
-    show_progress: bool = True, columns: dict[str, Any] | None = None,
+    show_progress: bool = True, columns: dict[str, Any] | None = None, cache_dir: str | Path | None = None,
 ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
     """``evaluate_suite(encoder_fn(), tasks, ...)`` cached in ``eval_dir`` (summary + per-query tables,
     the summary written last so it marks a complete evaluation); the encoder is built only on a miss.
-    ``columns`` (name -> value) are added to the summary (``train_pairs`` after ``model``, the rest last)."""
+    ``columns`` (name -> value) are added to the summary (``train_pairs`` after ``model``, the rest last);
+    ``cache_dir``: where the embeddings are kept (:func:`evaluate_suite`)."""
     from .store import atomic_write_parquet
 
     eval_dir = Path(eval_dir)
@@ -243,7 +248,8 @@ def cached_evaluation(
     if summary_path.exists():
         summary = pd.read_parquet(summary_path)
         return summary, {t: pd.read_parquet(eval_dir / f"{t}.parquet") for t in summary["task"]}
-    summary, results = evaluate_suite(encoder_fn(), tasks, params, label=label, show_progress=show_progress)
+    summary, results = evaluate_suite(encoder_fn(), tasks, params, label=label, show_progress=show_progress,
+                                      cache_dir=cache_dir)
     for name, value in (columns or {}).items():
         if name == "train_pairs":
             summary.insert(1, name, value)
@@ -300,7 +306,8 @@ def train_and_evaluate(
     evaluated (the interpolated one when ``wise_alpha < 1``, recorded in ``out_dir/wise.json``).
     Both steps resume: a finished training run in ``out_dir`` is not repeated, and the evaluation is
     cached in ``out_dir/eval-<key>/`` (summary table + per-query ranks for paired tests), so a
-    comparison notebook re-run after an interruption only does the missing work.
+    comparison notebook re-run after an interruption only does the missing work; the embeddings stay
+    in ``out_dir/embeddings/``, where the analysis chapters (05, 06) find them.
     Returns the summary table (one row per task, ``model`` = ``name``) and the per-query tables.
     """
     from .training import train
@@ -313,7 +320,8 @@ def train_and_evaluate(
     result = train(encoder, train_pairs, train_config(params, **config_overrides), out_dir=out_dir, **(train_kwargs or {}))
     encoder = finish_recipe(encoder, params, out_dir)
     return cached_evaluation(eval_dir, lambda: encoder, tasks, params, name,
-                             columns={"train_pairs": len(train_pairs), "train_seconds": round(result.seconds, 1)})
+                             columns={"train_pairs": len(train_pairs), "train_seconds": round(result.seconds, 1)},
+                             cache_dir=out_dir / "embeddings")  # embeddings.model_cache_dir of out_dir/model
 
 
 def parse_variant_names(spec: Any, allowed: Any, param: str) -> list[str]:

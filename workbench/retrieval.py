@@ -83,11 +83,12 @@ def _weights_digest(encoder: Any) -> str:
 
 
 def encoder_key(encoder: Any, bf16: bool) -> dict[str, Any]:
-    """What identifies an encoder's embeddings in a cache key: its name, base model, pooling,
-    normalisation, maximum lengths, precision and a digest of its weights (a model fine-tuned and
-    saved at the same path gets a new key)."""
+    """What identifies an encoder's embeddings in a cache key: its base model (the tokenizer),
+    pooling, normalisation, maximum lengths, precision and a digest of its weights (a model fine-tuned
+    and saved at the same path gets a new key). Not its name: the same weights embed alike whatever
+    they are called, so a model a chapter scored under its label and a later chapter loads from its
+    folder share their embeddings."""
     return {
-        "name": str(getattr(encoder, "name", "")),
         "base_model": str(getattr(encoder, "base_model", "")),
         "pooling": getattr(encoder, "pooling", None),
         "normalize": getattr(encoder, "normalize", None),
