@@ -144,8 +144,22 @@ def _corpus(args: argparse.Namespace) -> int:
     from .corpus import build_corpus, corpus_stats
 
     params = resolve(args.preset)
-    pairs = build_corpus(args.spec or params.corpus, force=args.force)
+    target = getattr(args, "from_path", None)
+    if target and args.spec:
+        print("corpus: give --spec or --from, not both", file=sys.stderr)
+        return 2
+    if target:
+        mapping = ",".join(f"{f}={c}" for f in ("query", "code", "id", "language", "source", "path", "func_name")
+                           if (c := getattr(args, f"{f}_column", None)))
+        target = f"{target}#{mapping}" if mapping else target
+    spec = target or args.spec or params.corpus
+    pairs = build_corpus(spec, force=args.force)
     print(corpus_stats(pairs).to_string())
+    if target:
+        from .corpus import corpus_dir, named_spec
+
+        print(f"\nbuilt from {named_spec(target).in_distribution[0]}\nin {corpus_dir(named_spec(target))}\n"
+              f"every chapter reads it with: --set corpus={target}")
     return 0
 
 
@@ -221,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("corpus", help="build (or load from cache) the mined corpus and print its statistics")
     c.add_argument("--preset", default="tour", choices=presets)
     c.add_argument("--spec", default=None, help="a named corpus spec (default: the preset's)")
+    c.add_argument("--from", dest="from_path", default=None, metavar="PATH",
+                   help="your own data: a pair file (.jsonl[.gz], .json, .parquet, .csv; CodeSearchNet, AdvTest and "
+                        "CoSQA layouts detected), a `datasets` folder (save_to_disk) or a folder of code to mine")
+    for f in ("query", "code", "id", "language", "source", "path", "func_name"):
+        c.add_argument(f"--{f.replace('_', '-')}-column", dest=f"{f}_column", default=None, metavar="COLUMN",
+                       help=f"with --from: the column holding the {f.replace('_', ' ')} (detected when left out)")
     c.add_argument("--force", action="store_true", help="rebuild even if cached")
     c.set_defaults(func=_corpus)
 

@@ -41,6 +41,7 @@ from .splits import (
 )
 
 PAIR_COLUMNS = ["id", "query", "code", "language", "source", "version", "path", "func_name", "python_version", "split"]
+IMPORTER_VERSION = "1"  # workbench.corpus.imported: joins the cache keys of dir: and pairs: sources only
 _MINED_COLUMNS = [c for c in PAIR_COLUMNS if c != "split"] + ["lineno"]
 
 
@@ -140,12 +141,30 @@ CPU_SPEC = CorpusSpec(
 NAMED_SPECS: dict[str, CorpusSpec] = {"smoke": SMOKE_SPEC, "cpu": CPU_SPEC}
 
 
+def spec_from_path(target: str) -> CorpusSpec:
+    """The corpus of a user's data: ``target`` is a pair dataset (a file, or a ``datasets`` folder;
+    optionally ``PATH#query=COL,code=COL,...``), a folder of code (mined), or an explicit ``pairs:`` /
+    ``dir:`` source string; in distribution, with the standard library as the OOD source."""
+    if target.startswith(("pairs:", "dir:")):
+        source = target
+    else:
+        path = Path(target.partition("#")[0]).expanduser()
+        from .imported import is_datasets_folder
+
+        source = f"dir:{target}" if path.is_dir() and not is_datasets_folder(path) else f"pairs:{target}"
+    ref = parse_source(source)
+    return CorpusSpec(in_distribution=(ref.spec,), ood=("stdlib",), name=ref.name)
+
+
 def named_spec(name: str) -> CorpusSpec:
-    """The spec a preset names (``"smoke"`` or ``"cpu"``)."""
-    try:
+    """The spec a preset names (``"smoke"`` or ``"cpu"``), or a user's data: a path to a pair dataset or
+    a folder of code, or a ``pairs:`` / ``dir:`` source string (:func:`spec_from_path`)."""
+    if name in NAMED_SPECS:
         return NAMED_SPECS[name]
-    except KeyError:
-        raise ParameterError(f"corpus: unknown named spec {name!r}; known: {sorted(NAMED_SPECS)}") from None
+    if name.startswith(("pairs:", "dir:")) or Path(name.partition("#")[0]).expanduser().exists():
+        return spec_from_path(name)
+    raise ParameterError(f"corpus: {name!r} is neither a named spec ({sorted(NAMED_SPECS)}) nor an existing file or "
+                         "folder (a pair dataset, or code to mine)")
 
 
 # ---------------------------------------------------------------- per-source mining (cached)
@@ -157,10 +176,14 @@ def _root(data_dir: str | os.PathLike | None) -> Path:
 
 def source_cache_paths(ref: SourceRef, data_dir: str | os.PathLike | None = None) -> tuple[Path, Path]:
     """``(parquet, json)`` of one source's mined pairs."""
-    key = cache_key({
+    parts: dict[str, Any] = {
         "name": ref.name, "version": ref.version, "prefixes": list(ref.prefixes), "miner": MINER_VERSION,
         "python": platform.python_version(), "max_bytes": MAX_FILE_BYTES,
-    })
+    }
+    if ref.kind != "mined":  # only then: the keys of mined sources are unchanged
+        parts.update(kind=ref.kind, location=ref.location, mapping=[list(m) for m in ref.mapping],
+                     importer=IMPORTER_VERSION)
+    key = cache_key(parts)
     slug = re.sub(r"[^A-Za-z0-9.+-]+", "_", f"{ref.name}-{ref.version}")
     folder = _root(data_dir) / "corpus" / "sources"
     return folder / f"{slug}-{key}.parquet", folder / f"{slug}-{key}.json"
@@ -176,6 +199,12 @@ def mine_corpus_source(
     if pq.exists() and js.exists() and not force:
         return pd.read_parquet(pq), read_json(js)
     t0 = time.perf_counter()
+    if ref.kind == "pairs":
+        df, stats = _read_pairs_source(ref)
+        stats["elapsed_s"] = round(time.perf_counter() - t0, 2)
+        atomic_write_parquet(pq, df)
+        atomic_write_json(js, stats)
+        return pd.read_parquet(pq), stats
     src = open_source(ref, data_dir=_root(data_dir))
     pyver = platform.python_version()
     counts: Counter = Counter()
@@ -205,11 +234,45 @@ def mine_corpus_source(
     return pd.read_parquet(pq), stats
 
 
+def _read_pairs_source(ref: SourceRef) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A ``pairs:`` source's rows in the mined sources' columns: ``source`` is the dataset's source
+    column (e.g. CodeSearchNet's repo) or the source's name; ``path`` its path column, else one unit per
+    row (``row<n>``), so splits assign files or rows; ids are the dataset's (unique) or hashed."""
+    from .imported import PairFileError, read_pair_rows
+
+    counts: Counter = Counter()
+    rows = read_pair_rows(Path(ref.location), dict(ref.mapping), counts)
+    pyver = platform.python_version()
+    seen: dict[str, int] = {}
+    out = []
+    for r in rows:
+        source = r["source"] or ref.name
+        path = r["path"] or f"row{r['lineno']}"
+        rid = r["id"] or pair_id(ref.name, path, r["func_name"], r["lineno"])
+        if rid in seen:
+            raise PairFileError(f"{ref.location}, line {r['lineno']}: id {rid!r} repeats line {seen[rid]}; ids must "
+                                "be unique (map another column with '#id=COLUMN', or none to hash them)")
+        seen[rid] = r["lineno"]
+        out.append((rid, r["query"], r["code"], r["language"], source, ref.version, path, r["func_name"], pyver,
+                    r["lineno"]))
+    df = pd.DataFrame(out, columns=_MINED_COLUMNS).astype({"lineno": "int64"})
+    provenance = {"spec": ref.spec, "source": ref.name, "version": ref.version, "origin": "pairs",
+                  "location": ref.location, "sha256_prefix": ref.version, "mapping": dict(ref.mapping),
+                  "python_version": pyver}
+    return df, {"provenance": provenance, "filters": dict(sorted(counts.items())), "n_pairs": len(df),
+                "miner_version": MINER_VERSION}
+
+
 # ---------------------------------------------------------------- the corpus
 
 
 def corpus_key(spec: CorpusSpec) -> str:
-    return cache_key({"spec": spec.key_params(), "miner": MINER_VERSION, "python": platform.python_version()})
+    parts: dict[str, Any] = {"spec": spec.key_params(), "miner": MINER_VERSION, "python": platform.python_version()}
+    local = [parse_source(s) for s in [*spec.in_distribution, *spec.ood] if s.startswith(("dir:", "pairs:"))]
+    if local:  # only then (mined keys unchanged): a local source's content digest, so an edit rebuilds
+        parts["local"] = {r.spec: r.version for r in local}
+        parts["importer"] = IMPORTER_VERSION
+    return cache_key(parts)
 
 
 def corpus_dir(spec: CorpusSpec, data_dir: str | os.PathLike | None = None) -> Path:

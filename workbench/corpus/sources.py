@@ -51,12 +51,20 @@ def canonical_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class SourceRef:
-    """A parsed source string: ``name`` is canonical (or ``"stdlib"``), ``version`` pinned."""
+    """A parsed source string: ``name`` is canonical (or ``"stdlib"``), ``version`` pinned.
+
+    ``kind``: ``"mined"`` (the standard library, a distribution), ``"dir"`` (a local folder, mined)
+    or ``"pairs"`` (a pair dataset, read; :mod:`workbench.corpus.imported`); the last two carry their
+    absolute ``location``, a digest of their content as ``version`` and, for pairs, the column
+    ``mapping``."""
 
     spec: str
     name: str
     version: str
     prefixes: tuple[str, ...] = ()
+    kind: str = "mined"
+    location: str = ""
+    mapping: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_stdlib(self) -> bool:
@@ -69,12 +77,41 @@ class SourceRef:
         return any(relpath == p or relpath == p + ".py" or relpath.startswith(p + "/") for p in self.prefixes)
 
 
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "data"
+
+
+def _local_source(spec: str) -> SourceRef:
+    """``"dir:PATH"`` or ``"pairs:PATH[#mapping]"`` (:mod:`workbench.corpus.imported`)."""
+    from .imported import folder_digest, parse_mapping, path_digest
+
+    kind, _, rest = spec.partition(":")
+    target, _, mapping_text = rest.partition("#") if kind == "pairs" else (rest, "", "")
+    path = Path(target.strip()).expanduser()
+    if not target.strip() or not path.exists():
+        raise ParameterError(f"source {spec!r}: {path} does not exist")
+    path = path.resolve()
+    if kind == "dir":
+        if not path.is_dir():
+            raise ParameterError(f"source {spec!r}: {path} is not a folder (a pair file is 'pairs:{path}')")
+        return SourceRef(spec=f"dir:{path}", name=f"dir-{_slug(path.name)}", version=folder_digest(path)[:16],
+                         kind="dir", location=str(path))
+    mapping = parse_mapping(mapping_text, f"source {spec!r}") if mapping_text.strip() else {}
+    canon = f"pairs:{path}" + ("#" + ",".join(f"{k}={v}" for k, v in sorted(mapping.items())) if mapping else "")
+    return SourceRef(spec=canon, name=f"pairs-{_slug(path.name)}", version=path_digest(path)[:16], kind="pairs",
+                     location=str(path), mapping=tuple(sorted(mapping.items())))
+
+
 def parse_source(spec: str) -> SourceRef:
-    """Parse ``"stdlib"``, ``"name==version"`` (optionally ``":prefix,..."``); raise ParameterError otherwise."""
+    """Parse ``"stdlib"``, ``"name==version"`` (optionally ``":prefix,..."``), ``"dir:PATH"`` or
+    ``"pairs:PATH[#mapping]"``; raise ParameterError otherwise."""
+    if isinstance(spec, str) and spec.strip().startswith(("dir:", "pairs:")):
+        return _local_source(spec.strip())
     m = _SPEC_RE.match(spec.strip()) if isinstance(spec, str) else None
     if not m:
         raise ParameterError(
-            f"source {spec!r}: expected 'stdlib' or 'name==version' (optionally ':prefix1,prefix2')"
+            f"source {spec!r}: expected 'stdlib' or 'name==version' (optionally ':prefix1,prefix2'), "
+            "'dir:PATH' (a folder of code) or 'pairs:PATH' (a pair dataset)"
         )
     name, version, sel = m.group("name"), m.group("version"), m.group("sel")
     prefixes = tuple(sorted({p.strip().strip("/") for p in sel.split(",") if p.strip()})) if sel else ()
@@ -148,6 +185,37 @@ class StdlibSource(Source):
                 if not full.is_file():
                     continue
                 out.append((rel, full.stat().st_size))
+        return sorted(out)
+
+    def read(self, relpath: str) -> bytes:
+        return (Path(self.location) / relpath).read_bytes()
+
+
+@dataclass
+class FolderSource(Source):
+    """A local folder or git checkout (``dir:PATH``): files read as bytes, never imported or executed;
+    symbolic links never followed (counted under ``path:symlink``), ``.git`` not walked."""
+
+    def list_files(self) -> list[tuple[str, int]]:
+        root = Path(self.location)
+        out: list[tuple[str, int]] = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            keep = []
+            for d in sorted(dirnames):
+                if d == ".git" or d == "__pycache__":
+                    continue
+                if (Path(dirpath) / d).is_symlink():
+                    self.skipped["path:symlink"] += 1
+                else:
+                    keep.append(d)
+            dirnames[:] = keep
+            rel_dir = Path(dirpath).relative_to(root).as_posix()
+            for fn in sorted(filenames):
+                full = Path(dirpath) / fn
+                if full.is_symlink():
+                    self.skipped["path:symlink"] += 1
+                elif full.is_file():
+                    out.append((fn if rel_dir == "." else f"{rel_dir}/{fn}", full.stat().st_size))
         return sorted(out)
 
     def read(self, relpath: str) -> bytes:
@@ -291,6 +359,10 @@ def open_source(
 ) -> Source:
     """Open a source for reading: stdlib, the installed distribution if its version matches, else a wheel."""
     ref = parse_source(spec) if isinstance(spec, str) else spec
+    if ref.kind == "dir":
+        return FolderSource(ref=ref, origin="folder", location=ref.location)
+    if ref.kind != "mined":
+        raise ParameterError(f"source {ref.spec!r}: a pair dataset is read, not opened as files")
     if ref.is_stdlib:
         return StdlibSource(ref=ref, origin="stdlib", location=str(stdlib_dir()))
     if prefer_installed:

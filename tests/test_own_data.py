@@ -1,0 +1,190 @@
+"""Bring your own data (issue 26): a pair dataset or a folder of code as the training corpus.
+
+Every input is real code in a real layout: functions of the running Python's standard library,
+mined by the workbench, written out as CodeSearchNet's release files (``*.jsonl.gz`` with
+``docstring_tokens`` / ``code_tokens`` / ``original_string``, the docstring inside the code as in
+the release), as a ``datasets`` folder (``save_to_disk``) with renamed columns, as CSV; and a copy
+of a real package folder (the stdlib's ``json``) mined as a ``dir:`` source.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from stdlib_pairs import mine_stdlib_pairs
+
+from workbench.cli import main
+from workbench.corpus import PAIR_COLUMNS, build_corpus
+from workbench.corpus.build import corpus_dir, named_spec, spec_from_path
+from workbench.corpus.imported import PairFileError, strip_docstring
+from workbench.corpus.mining import with_docstring
+from workbench.errors import ParameterError
+
+FILES = ("textwrap.py", "shlex.py", "string.py", "fnmatch.py", "glob.py", "bisect.py", "heapq.py", "calendar.py",
+         "base64.py", "tokenize.py", "posixpath.py", "genericpath.py", "colorsys.py", "ftplib.py", "imaplib.py",
+         "smtplib.py", "difflib.py", "argparse.py", "configparser.py")
+
+
+@pytest.fixture(scope="module")
+def mined() -> pd.DataFrame:
+    return mine_stdlib_pairs(FILES, 240)
+
+
+def _csn_rows(df: pd.DataFrame) -> list[dict]:
+    """CodeSearchNet's release layout: the code keeps its docstring, the query is its tokens."""
+    rows = []
+    for i, r in enumerate(df.itertuples()):
+        code = with_docstring(r.code, r.query)
+        rows.append({"repo": "python/cpython", "path": f"Lib/{FILES[i % len(FILES)]}", "func_name": r.func_name,
+                     "original_string": code, "language": "python", "code": code, "code_tokens": code.split(),
+                     "docstring": r.query, "docstring_tokens": r.query.split(), "sha": "0" * 40,
+                     "url": f"https://github.com/python/cpython/blob/main/Lib/x.py#L{i}", "partition": "train"})
+    return rows
+
+
+def _write_jsonl_gz(path: Path, rows: list[dict]) -> Path:
+    with gzip.open(path, "wt", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r) + "\n")
+    return path
+
+
+def test_a_codesearchnet_release_file_is_a_corpus(mined, tmp_path):
+    path = _write_jsonl_gz(tmp_path / "python_train_0.jsonl.gz", _csn_rows(mined))
+    spec = spec_from_path(str(path))
+    assert spec.in_distribution == (f"pairs:{path}",) and spec.ood == ("stdlib",)
+    df = build_corpus(str(path), data_dir=tmp_path / "data", progress=False)
+    assert list(df.columns) == PAIR_COLUMNS
+    mine = df[df["split"] != "ood"]
+    assert 200 <= len(mine) <= 240 and set(mine["split"]) == {"train", "valid", "test"}
+    assert set(mine["source"]) == {"python/cpython"}  # CodeSearchNet's repo is the source
+    for row in mine.itertuples():  # id: the url; query: the joined docstring tokens; code: without its docstring
+        original = mined.iloc[int(row.id.rsplit("#L", 1)[1])]
+        assert row.query == " ".join(original["query"].split()) and row.code == original["code"]
+    stats = json.loads((corpus_dir(spec, tmp_path / "data") / "stats.json").read_text())
+    assert stats["sources"][spec.in_distribution[0]]["filters"]["row:docstring_removed"] == 240
+    assert stats["leakage"]["clean"]
+    # the stdlib copies of the user's functions are the OOD copies de-duplication drops
+    assert stats["dedup"]["removed_by_source"]["stdlib"]["exact"] >= 200
+    # the same file again: the cache; an edited file: a new corpus
+    again = build_corpus(str(path), data_dir=tmp_path / "data", progress=False)
+    pd.testing.assert_frame_equal(again, df)
+    _write_jsonl_gz(path, _csn_rows(mined.iloc[:120]))
+    edited = build_corpus(str(path), data_dir=tmp_path / "data", progress=False)
+    assert len(edited[edited["split"] != "ood"]) < len(mine)
+
+
+def test_a_datasets_folder_with_its_own_column_names(mined, tmp_path):
+    import datasets
+
+    folder = tmp_path / "my-pairs"
+    datasets.Dataset.from_pandas(pd.DataFrame({
+        "ticket": [f"T-{i}" for i in range(len(mined))], "question_text": mined["query"], "body": mined["code"],
+    })).save_to_disk(str(folder))
+    with pytest.raises(PairFileError, match=r"no query column found among \['ticket', 'question_text', 'body'\]"):
+        build_corpus(str(folder), data_dir=tmp_path / "data", progress=False)
+    spec = f"{folder}#query=question_text,code=body,id=ticket"
+    df = build_corpus(spec, data_dir=tmp_path / "data", progress=False)
+    mine = df[df["split"] != "ood"]
+    assert set(mine["id"]) <= {f"T-{i}" for i in range(len(mined))} and len(mine) >= 200
+    assert named_spec(spec).in_distribution == (f"pairs:{folder}#code=body,id=ticket,query=question_text",)
+    with pytest.raises(PairFileError, match="'nope', which the file does not have"):
+        build_corpus(f"{folder}#query=nope", data_dir=tmp_path / "data", progress=False)
+
+
+def test_a_folder_of_code_is_mined_without_following_links(tmp_path):
+    src = Path(sysconfig.get_paths()["stdlib"]) / "json"
+    folder = tmp_path / "checkout"
+    shutil.copytree(src, folder / "json", ignore=shutil.ignore_patterns("__pycache__"))
+    (folder / ".git").mkdir()
+    (folder / ".git" / "hook.py").write_text('def f(x):\n    """Return x twice, a git hook."""\n    return x * 2\n\n')
+    os.symlink(Path(sysconfig.get_paths()["stdlib"]) / "email", folder / "linked")
+    df = build_corpus(str(folder), data_dir=tmp_path / "data", progress=False)
+    mine = df[df["split"] != "ood"]
+    assert len(mine) > 0 and mine["path"].str.startswith("json/").all()
+    spec = named_spec(str(folder))
+    stats = json.loads((corpus_dir(spec, tmp_path / "data") / "stats.json").read_text())
+    assert stats["sources"][f"dir:{folder}"]["filters"]["path:symlink"] == 1
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"query": "a b c", "code": "def f(): pass"}\n{"query": "x y z", "code": \n', r"line 2: not JSON"),
+    ('{"query": "a b c", "code": "def f(): pass"}\n{"query": "x y z"}\n', r"line 2: missing field code"),
+    ('{"query": ["ok", 3], "code": "def f(): pass"}\n', r"line 1, field 'query': expected a string or a list"),
+    ('{"id": "a", "query": "q one two", "code": "def f():\\n    return 1\\n"}\n'
+     '{"id": "a", "query": "q three four", "code": "def g():\\n    return 2\\n"}\n', r"line 2: id 'a' repeats line 1"),
+])
+def test_a_bad_pair_file_names_the_file_line_and_field(tmp_path, content, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    with pytest.raises(PairFileError, match=message) as info:
+        build_corpus(str(path), data_dir=tmp_path / "data", progress=False)
+    assert str(path) in str(info.value)
+
+
+def test_bad_paths_and_kinds_get_a_clear_error(tmp_path):
+    (tmp_path / "pairs.txt").write_text("query\tcode\n")
+    with pytest.raises(PairFileError, match="unknown pair file type"):
+        build_corpus(str(tmp_path / "pairs.txt"), data_dir=tmp_path / "data", progress=False)
+    with pytest.raises(ParameterError, match="neither a named spec"):
+        named_spec(str(tmp_path / "missing.jsonl"))
+    with pytest.raises(ParameterError, match="column mapping 'question'"):
+        named_spec(f"{tmp_path / 'pairs.txt'}#question")
+    (tmp_path / "gz.jsonl.gz").write_text("not gzip")
+    with pytest.raises(PairFileError, match="cannot be read as gzip-compressed"):
+        build_corpus(str(tmp_path / "gz.jsonl.gz"), data_dir=tmp_path / "data", progress=False)
+
+
+def test_strip_docstring_keeps_code_that_has_none_or_does_not_parse():
+    code = 'def f(x):\n    """Twice x.\n\n    Longer.\n    """\n    return 2 * x\n'
+    assert strip_docstring(code) == "def f(x):\n    return 2 * x\n"
+    assert strip_docstring('def g():\n    """Only a docstring."""\n') == "def g():\n    pass\n"
+    assert strip_docstring("def h(:\n    pass") == "def h(:\n    pass"
+    assert strip_docstring("def k():\n    return 1\n") == "def k():\n    return 1\n"
+
+
+def test_corpus_from_the_command_line_with_a_csv(mined, tmp_path, capsys, monkeypatch):
+    path = tmp_path / "pairs.csv"
+    mined.rename(columns={"query": "summary", "code": "source_code"})[["summary", "source_code"]].to_csv(path, index=False)
+    monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path / "data"))
+    assert main(["corpus", "--from", str(path), "--query-column", "summary", "--code-column", "source_code"]) == 0
+    out = capsys.readouterr().out
+    assert f"--set corpus={path}#query=summary,code=source_code" in out and "train" in out
+
+
+@pytest.mark.slow
+def test_the_quickstart_runs_on_a_users_corpus(mined, tmp_path):
+    """Chapter 00 on the smoke preset with ``--set corpus=<a CodeSearchNet file>``: it trains and scores
+    on the user's pairs, and its closing table compares the fine-tune with zero-shot on them."""
+    path = _write_jsonl_gz(tmp_path / "python_train_0.jsonl.gz", _csn_rows(mined))
+    runs = tmp_path / "runs"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WORKBENCH_RUNS": str(runs)}
+    proc = subprocess.run([sys.executable, "-m", "workbench", "run", "--preset", "smoke", "--notebooks", "00",
+                           "--set", f"corpus={path}", "--quiet"], capture_output=True, text=True, env=env, timeout=1200)
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    (run,) = list(runs.iterdir())
+    m = json.loads((run / "metrics.json").read_text())["00_quickstart"]
+    assert "id_test MRR (zero-shot -> fine-tuned)" in m["headline"]
+    assert str(path) in (run / "params.yaml").read_text()
+
+
+def test_cosqas_judged_non_matches_are_left_out(tmp_path):
+    """CoSQA's own file (``cosqa-dev.json``: ``doc`` / ``code`` / ``label``): label-0 rows are not pairs."""
+    from workbench.paths import cosqa_dir
+
+    rows = json.loads((cosqa_dir() / "cosqa-dev.json").read_text())
+    df = build_corpus(str(cosqa_dir() / "cosqa-dev.json"), data_dir=tmp_path / "data", progress=False)
+    spec = named_spec(str(cosqa_dir() / "cosqa-dev.json"))
+    filters = json.loads((corpus_dir(spec, tmp_path / "data") / "stats.json").read_text())["sources"][
+        spec.in_distribution[0]]["filters"]
+    assert filters["row:label_0"] == sum(int(r["label"]) == 0 for r in rows) > 0
+    assert filters["row:read"] == len(rows) and 0 < len(df[df["split"] != "ood"]) <= filters["row:read"] - filters["row:label_0"]
