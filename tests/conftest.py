@@ -70,7 +70,7 @@ _FIRST = ("smoke_chain", "tests/test_runs.py::test_smoke_run_of_the_llm_augmenta
           "tests/test_runs.py::test_smoke_run_of_the_curation_chapter", "tests/test_cli.py::test_cosqa_dev_reference_number",
           "tests/test_runs.py::test_smoke_run_of_the_quickstart")
 # then the modules that take longest (a long one last would leave the other worker idle)
-_LONG_MODULES = ("tests/test_sweep.py", "tests/test_oasis.py", "tests/test_distributed.py", "tests/test_cross_encoder.py",
+_LONG_MODULES = ("tests/test_own_data.py", "tests/test_sweep.py", "tests/test_oasis.py", "tests/test_distributed.py", "tests/test_cross_encoder.py",
                  "tests/test_faults_runtime.py", "tests/test_datamap_validity.py", "tests/test_browser.py")
 _CHAIN = ("tests/test_notebooks_in_browser.py::", "tests/test_runs.py::test_smoke_run_of_data_maps_and_select_then_mixup")
 

@@ -161,19 +161,50 @@ def test_corpus_from_the_command_line_with_a_csv(mined, tmp_path, capsys, monkey
     assert f"--set corpus={path}#query=summary,code=source_code" in out and "train" in out
 
 
+def _write_advtest(path: Path, df: pd.DataFrame) -> Path:
+    """CodeXGLUE AdvTest's ``test.jsonl`` layout (url, idx, docstring_tokens, function_tokens, function)."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for i, r in enumerate(df.itertuples()):
+            fh.write(json.dumps({"url": f"https://github.com/python/cpython#adv{i}", "idx": i,
+                                 "docstring_tokens": r.query.split(), "function": r.code,
+                                 "function_tokens": r.code.split()}) + "\n")
+    return path
+
+
+def test_users_test_sets_join_every_comparison(mined, tmp_path):
+    from workbench import experiment
+    from workbench.config import resolve
+
+    adv = _write_advtest(tmp_path / "test.jsonl", mined.iloc[:60])
+    params = resolve("smoke", {"test_sets": f"advtest=advtest:{adv},cosqa_full=cosqa:dev", "suite_queries": 40,
+                               "suite_pool": 50})
+    tasks = experiment.user_tasks(params)
+    assert list(tasks) == ["advtest", "cosqa_full"]
+    assert len(tasks["advtest"].queries) == 40 and len(tasks["advtest"].corpus) == 50  # sized as the OOD sets
+    assert len(tasks["cosqa_full"].queries) == 40 and len(tasks["cosqa_full"].corpus) == 50
+    for bad, message in (("advtest", "expected NAME=LOADER:LOCATION"), ("x=nope:y", "expected NAME=LOADER"),
+                         ("x=xlcost:/data", "needs a language"), ("cosqa_dev=cosqa:dev", "already name a test set"),
+                         (f"a=advtest:{tmp_path / 'missing.jsonl'}", "missing.jsonl")):
+        p = resolve("smoke", {"test_sets": bad})
+        with pytest.raises(Exception, match=message):
+            experiment.comparison_tasks({}, p) if bad.startswith("cosqa_dev") else experiment.user_tasks(p)
+
+
 @pytest.mark.slow
-def test_the_quickstart_runs_on_a_users_corpus(mined, tmp_path):
-    """Chapter 00 on the smoke preset with ``--set corpus=<a CodeSearchNet file>``: it trains and scores
-    on the user's pairs, and its closing table compares the fine-tune with zero-shot on them."""
+def test_the_quickstart_runs_on_a_users_corpus_and_test_set(mined, tmp_path):
+    """Chapter 00 on the smoke preset with ``--set corpus=<a CodeSearchNet file>`` and an AdvTest-layout
+    test set: it trains and scores on the user's pairs, and reports the user's test set too."""
     path = _write_jsonl_gz(tmp_path / "python_train_0.jsonl.gz", _csn_rows(mined))
+    adv = _write_advtest(tmp_path / "test.jsonl", mine_stdlib_pairs(("email/message.py", "email/utils.py"), 40))
     runs = tmp_path / "runs"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "WORKBENCH_RUNS": str(runs)}
     proc = subprocess.run([sys.executable, "-m", "workbench", "run", "--preset", "smoke", "--notebooks", "00",
-                           "--set", f"corpus={path}", "--quiet"], capture_output=True, text=True, env=env, timeout=1200)
+                           "--set", f"corpus={path}", "--set", f"test_sets=advtest=advtest:{adv}", "--quiet"],
+                          capture_output=True, text=True, env=env, timeout=1200)
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     (run,) = list(runs.iterdir())
     m = json.loads((run / "metrics.json").read_text())["00_quickstart"]
-    assert "id_test MRR (zero-shot -> fine-tuned)" in m["headline"]
+    assert "id_test MRR (zero-shot -> fine-tuned)" in m["headline"] and "advtest MRR (zero-shot -> fine-tuned)" in m["headline"]
     assert str(path) in (run / "params.yaml").read_text()
 
 
@@ -188,3 +219,47 @@ def test_cosqas_judged_non_matches_are_left_out(tmp_path):
         spec.in_distribution[0]]["filters"]
     assert filters["row:label_0"] == sum(int(r["label"]) == 0 for r in rows) > 0
     assert filters["row:read"] == len(rows) and 0 < len(df[df["split"] != "ood"]) <= filters["row:read"] - filters["row:label_0"]
+
+
+def test_relative_paths_are_found_under_the_data_folder(mined, tmp_path, monkeypatch):
+    """Notebooks run in ``notebooks/``: a relative path is looked up in the current folder, the
+    project's root and the data folder, so ``own/...`` under the data folder is found from anywhere."""
+    monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path / "data"))
+    own = tmp_path / "data" / "own"
+    own.mkdir(parents=True)
+    path = _write_jsonl_gz(own / "train.jsonl.gz", _csn_rows(mined.iloc[:50]))
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert named_spec("own/train.jsonl.gz").in_distribution == (f"pairs:{path}",)
+
+
+def test_the_papers_protocol_preset_reads_the_users_files(mined, tmp_path, monkeypatch):
+    """The ``protocol`` preset (the Select then MixUp paper's protocol): CodeSearchNet's Python train
+    split as the corpus, CoSQA test, AdvTest test and XLCoST's Python test as test sets, each read from
+    where the README says to put it (``data/own/...``), in the release layouts."""
+    from workbench import experiment
+    from workbench.config import resolve
+    from workbench.paths import cosqa_dir
+
+    monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path / "data"))
+    own = tmp_path / "data" / "own"
+    params = resolve("protocol")
+    with pytest.raises(ParameterError, match="own/codesearchnet/python/train.jsonl"):
+        named_spec(params.corpus)
+    (own / "codesearchnet" / "python").mkdir(parents=True)
+    with open(own / "codesearchnet" / "python" / "train.jsonl", "w") as fh:  # GraphCodeBERT's filtered train.jsonl
+        fh.writelines(json.dumps(r) + "\n" for r in _csn_rows(mined))
+    (own / "cosqa").mkdir()
+    shutil.copy(cosqa_dir() / "code_idx_map.txt", own / "cosqa")
+    shutil.copy(cosqa_dir() / "cosqa-retrieval-dev-500.json", own / "cosqa" / "cosqa-retrieval-test-500.json")
+    (own / "advtest").mkdir()
+    _write_advtest(own / "advtest" / "test.jsonl", mine_stdlib_pairs(("email/message.py",), 30))
+    (own / "xlcost" / "python").mkdir(parents=True)
+    with open(own / "xlcost" / "python" / "test.jsonl", "w") as fh:
+        for i, r in enumerate(mine_stdlib_pairs(("email/utils.py",), 12).itertuples()):
+            fh.write(json.dumps({"url": f"{i}-Python-1", "docstring_tokens": r.query.split(),
+                                 "code_tokens": r.code.split()}) + "\n")
+    spec = named_spec(params.corpus)
+    assert spec.in_distribution == (f"pairs:{own / 'codesearchnet' / 'python' / 'train.jsonl'}",)
+    tasks = experiment.user_tasks(params)
+    assert {n: len(t.queries) for n, t in tasks.items()} == {"cosqa_test": 500, "advtest": 30, "xlcost": 12}

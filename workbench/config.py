@@ -42,6 +42,7 @@ class Params:
     ood_queries: int | None = 1000  # OOD (stdlib) queries (None = all)
     cosqa_queries: int | None = None  # CoSQA dev queries (None = all 500)
     cosqa_pool: int | None = None  # CoSQA pool size (None = all 6,267; smaller only for smoke)
+    test_sets: Names = ()  # your own test sets, scored by every comparison beside the others: NAME=LOADER:LOCATION[@ARG] (workbench.tasks.task_from_spec), e.g. advtest=advtest:data/advtest/test.jsonl
     # training
     epochs: int = 2
     batch_size: int = 32
@@ -213,7 +214,7 @@ def _sections() -> dict[str, Names]:
 SECTIONS: dict[str, Names] = _sections()
 """Every parameter in exactly one section, in the order of :class:`Params`."""
 
-_TEST_SETS: Names = ("corpus", "cosqa_queries", "cosqa_pool", "suite_queries", "suite_pool", "ood_groups",
+_TEST_SETS: Names = ("corpus", "cosqa_queries", "cosqa_pool", "test_sets", "suite_queries", "suite_pool", "ood_groups",
                      "crosslang_languages", "crosslang_cap")
 _MAP_REGIONS: Names = ("datamap_pairs", "datamap_mode", "easy_q", "hard_q", "ambiguous_q")
 _ORDER_LABELS: Names = ("oasis_pairs", "oasis_negatives", "oasis_annotator", "oasis_annotator_bf16", "oasis_llm_queries",
@@ -221,7 +222,7 @@ _ORDER_LABELS: Names = ("oasis_pairs", "oasis_negatives", "oasis_annotator", "oa
 
 CHAPTER_READS: dict[str, Names] = {
     "00_quickstart": ("hardware", "data", "training", "evaluation"),
-    "01_data_curation": ("hardware", "corpus", "cosqa_queries", "cosqa_pool", "training", "curation", "suite",
+    "01_data_curation": ("hardware", "corpus", "cosqa_queries", "cosqa_pool", "test_sets", "training", "curation", "suite",
                          "evaluation"),
     "02_llm_augmentation": ("hardware", *_TEST_SETS, "training", "select_bf16_eval", "llm", "augment", *_ORDER_LABELS,
                             "oasis_judge_controls", "analysis_sets", "analysis_pairs", "evaluation"),
@@ -397,6 +398,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 # the paper's protocol on an accelerator: the gpu preset with three seeds per variant
 PRESETS["paper"] = {**PRESETS["gpu"], "select_seeds": 3, "datamap_pairs": 20000, "datamap_epochs": 4, "aug_seeds": 3,
                     "aug_query_rewrites": 15}
+
+# the Select then MixUp paper's own protocol (issue 26) on an accelerator: train on CodeSearchNet's Python
+# train split, test on CoSQA test, AdvTest test and XLCoST's Python code search test, three seeds. The
+# user supplies the files (README, "Your own data", says where each comes from); relative paths are
+# looked up under the data folder (paths.user_path), so they go to data/own/...
+PRESETS["protocol"] = {
+    **PRESETS["paper"],
+    "corpus": "own/codesearchnet/python/train.jsonl",
+    "test_sets": ("cosqa_test=cosqa:test@own/cosqa", "advtest=advtest:own/advtest/test.jsonl",
+                  "xlcost=xlcost:own/xlcost@python"),
+}
 
 #: what a preset's numbers can say, printed by every chapter that runs on it (``runs.open_run``)
 PRESET_NOTES: dict[str, str] = {

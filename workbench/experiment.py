@@ -41,7 +41,8 @@ def shrink_pool(task: RetrievalTask, pool_size: int | None, seed: int = 0) -> Re
 
 
 def standard_tasks(pairs: pd.DataFrame, params: Params, cosqa_dir: str | Path | None = None) -> dict[str, RetrievalTask]:
-    """The in-distribution test, the stdlib OOD set and CoSQA dev, sized by the preset."""
+    """The in-distribution test, the stdlib OOD set and CoSQA dev, sized by the preset, and the user's
+    ``test_sets``."""
     tasks: dict[str, RetrievalTask] = {}
     test = pairs[pairs["split"] == "test"]
     if len(test):
@@ -50,7 +51,31 @@ def standard_tasks(pairs: pd.DataFrame, params: Params, cosqa_dir: str | Path | 
     if len(ood):
         tasks["stdlib"] = _cap(task_from_pairs(ood, "stdlib"), params.ood_queries, params.test_seed)
     tasks["cosqa"] = cosqa_task(params, cosqa_dir)
-    return tasks
+    return _with_user_tasks(tasks, params)
+
+
+def user_tasks(params: Params) -> dict[str, RetrievalTask]:
+    """The user's own test sets (``params.test_sets``; :func:`workbench.tasks.task_from_spec`), sized
+    as the mined OOD sets are: at most ``suite_queries`` queries, a pool of ``suite_pool`` (every
+    relevant code kept)."""
+    from .tasks import task_from_spec
+
+    out: dict[str, RetrievalTask] = {}
+    for spec in params.test_sets:
+        name, task = task_from_spec(spec)
+        if name in out:
+            raise ParameterError(f"test_sets: the name {name!r} is given twice")
+        task = _cap(task, params.suite_queries, params.test_seed)
+        out[name] = shrink_pool(task, params.suite_pool, seed=params.test_seed)
+    return out
+
+
+def _with_user_tasks(tasks: dict[str, RetrievalTask], params: Params) -> dict[str, RetrievalTask]:
+    extra = user_tasks(params)
+    clash = sorted(set(extra) & set(tasks))
+    if clash:
+        raise ParameterError(f"test_sets: {clash} already name a test set of the workbench; choose other names")
+    return {**tasks, **extra}
 
 
 def cosqa_task(params: Params, cosqa_dir: str | Path | None = None) -> RetrievalTask:
@@ -63,13 +88,14 @@ def cosqa_task(params: Params, cosqa_dir: str | Path | None = None) -> Retrieval
 
 def comparison_tasks(sets: dict[str, pd.DataFrame], params: Params) -> dict[str, RetrievalTask]:
     """The tasks a comparison table reports: the in-distribution test, every OOD set (mined sets with
-    ``suite_queries`` queries against ``suite_pool`` functions) and CoSQA dev sized by the preset."""
+    ``suite_queries`` queries against ``suite_pool`` functions), CoSQA dev sized by the preset and the
+    user's ``test_sets`` (:func:`user_tasks`), which count in the OOD average as every set but id_test does."""
     from .ood import suite_tasks
 
     mined = {name: df for name, df in sets.items() if name != "train"}
     tasks = suite_tasks(mined, max_queries=params.suite_queries, seed=params.test_seed, pool_size=params.suite_pool, cosqa=False)
     tasks["cosqa_dev"] = cosqa_task(params)
-    return tasks
+    return _with_user_tasks(tasks, params)
 
 
 def _cap(task: RetrievalTask, n: int | None, seed: int) -> RetrievalTask:

@@ -32,6 +32,20 @@ def data_dir() -> Path:
     return p
 
 
+def user_path(text: str | os.PathLike) -> Path:
+    """A path a user wrote in a parameter (a corpus file, a test set): absolute as given; a relative one
+    is looked up in the current folder, the project's root and the data folder (notebooks run with
+    ``notebooks/`` as their folder, so ``data/my.jsonl`` typed at the root must still be found), the
+    first that exists; when none does, the one under the project's root (for the error message)."""
+    p = Path(text).expanduser()
+    if p.is_absolute():
+        return p
+    for base in (Path.cwd(), project_root(), data_dir()):
+        if (base / p).exists():
+            return (base / p).resolve()
+    return project_root() / p
+
+
 def runs_dir() -> Path:
     """Executed notebooks and run records (``WORKBENCH_RUNS`` overrides; default ``<root>/papermill_runs``)."""
     p = Path(os.environ.get("WORKBENCH_RUNS", project_root() / "papermill_runs"))

@@ -47,7 +47,7 @@ from typing import Any
 import pandas as pd
 
 from workbench import paths
-from workbench.errors import InputFormatError, WorkbenchError
+from workbench.errors import InputFormatError, ParameterError, WorkbenchError
 
 __all__ = [
     "MissingDataError",
@@ -856,6 +856,30 @@ TASK_LOADERS: dict[str, Callable[..., RetrievalTask]] = {
     "xlcost": load_xlcost,
     "beir": load_beir,
 }
+
+
+def task_from_spec(spec: str) -> tuple[str, RetrievalTask]:
+    """A user's test set named in a parameter (``test_sets``): ``"NAME=LOADER:LOCATION[@ARG]"`` ->
+    ``(NAME, task)``. ``cosqa:SPLIT[@DIR]`` (CoSQA's dev or test files, ``paths.cosqa_dir()`` by
+    default), ``advtest:PATH`` (CodeXGLUE AdvTest's ``test.jsonl``), ``xlcost:DIR@LANGUAGE`` (XLCoST's
+    code search test split), ``csn:DIR@LANGUAGE`` (GraphCodeBERT's CodeSearchNet test and codebase),
+    ``beir:DIR``. Each loader's errors name the file it wanted and where it comes from."""
+    name, eq, rest = spec.partition("=")
+    loader, colon, location = rest.partition(":")
+    name, loader, location = name.strip(), loader.strip(), location.strip()
+    if not eq or not colon or not name.isidentifier() or loader not in TASK_LOADERS or not location:
+        raise ParameterError(f"test set {spec!r}: expected NAME=LOADER:LOCATION[@ARG] with NAME an identifier and "
+                             f"LOADER one of {sorted(TASK_LOADERS)} (e.g. advtest=advtest:data/advtest/test.jsonl)")
+    where, at, arg = location.partition("@")
+    if loader == "cosqa":
+        task = load_cosqa(paths.user_path(arg) if arg else None, split=where)
+    elif loader in ("xlcost", "csn"):
+        if not at or not arg:
+            raise ParameterError(f"test set {spec!r}: {loader} needs a language, {loader}:DIR@LANGUAGE")
+        task = TASK_LOADERS[loader](paths.user_path(where), arg)
+    else:
+        task = TASK_LOADERS[loader](paths.user_path(where))
+    return name, task
 
 
 def load_task(name: str, **kwargs: Any) -> RetrievalTask:

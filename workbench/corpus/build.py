@@ -26,6 +26,7 @@ import pandas as pd
 from ..errors import ParameterError, reject_unknown_fields
 from ..faultpoints import pause_point
 from ..paths import data_dir as default_data_dir
+from ..paths import user_path
 from ..store import atomic_write_json, atomic_write_parquet, build_lock, cache_key, read_json
 from .dedup import deduplicate
 from .mining import MAX_FILE_BYTES, MINER_VERSION, mine_source
@@ -148,7 +149,7 @@ def spec_from_path(target: str) -> CorpusSpec:
     if target.startswith(("pairs:", "dir:")):
         source = target
     else:
-        path = Path(target.partition("#")[0]).expanduser()
+        path = user_path(target.partition("#")[0])
         from .imported import is_datasets_folder
 
         source = f"dir:{target}" if path.is_dir() and not is_datasets_folder(path) else f"pairs:{target}"
@@ -161,10 +162,11 @@ def named_spec(name: str) -> CorpusSpec:
     a folder of code, or a ``pairs:`` / ``dir:`` source string (:func:`spec_from_path`)."""
     if name in NAMED_SPECS:
         return NAMED_SPECS[name]
-    if name.startswith(("pairs:", "dir:")) or Path(name.partition("#")[0]).expanduser().exists():
+    if name.startswith(("pairs:", "dir:")) or user_path(name.partition("#")[0]).exists():
         return spec_from_path(name)
     raise ParameterError(f"corpus: {name!r} is neither a named spec ({sorted(NAMED_SPECS)}) nor an existing file or "
-                         "folder (a pair dataset, or code to mine)")
+                         "folder (a pair dataset, or code to mine; a relative path is looked up in the current "
+                         "folder, the project's root and the data folder)")
 
 
 # ---------------------------------------------------------------- per-source mining (cached)

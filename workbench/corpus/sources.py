@@ -87,9 +87,12 @@ def _local_source(spec: str) -> SourceRef:
 
     kind, _, rest = spec.partition(":")
     target, _, mapping_text = rest.partition("#") if kind == "pairs" else (rest, "", "")
-    path = Path(target.strip()).expanduser()
+    from ..paths import user_path
+
+    path = user_path(target.strip()) if target.strip() else Path()
     if not target.strip() or not path.exists():
-        raise ParameterError(f"source {spec!r}: {path} does not exist")
+        raise ParameterError(f"source {spec!r}: {path} does not exist (a relative path is looked up in the current "
+                             "folder, the project's root and the data folder)")
     path = path.resolve()
     if kind == "dir":
         if not path.is_dir():
