@@ -157,47 +157,16 @@ class Source:
 
 
 @dataclass
-class StdlibSource(Source):
-    """The running interpreter's standard library (``sysconfig.get_paths()["stdlib"]``).
+class FolderSource(Source):
+    """A local folder or git checkout (``dir:PATH``): files read as bytes, never imported or executed.
 
     Symbolic links (files and folders) are never followed, so a link loop cannot trap the walk;
-    each is counted under ``path:symlink``.
+    each is counted under ``path:symlink``. ``.git`` and ``__pycache__`` are not walked.
     """
 
-    def list_files(self) -> list[tuple[str, int]]:
-        root = Path(self.location)
-        out: list[tuple[str, int]] = []
-        for dirpath, dirnames, filenames in os.walk(root):
-            keep = []
-            for d in sorted(dirnames):
-                if d in STDLIB_SKIP_DIRS:  # pruned, not walked (site-packages can be huge): one count per folder
-                    if d != "__pycache__":
-                        self.skipped["path:stdlib_excluded"] += 1
-                elif (Path(dirpath) / d).is_symlink():  # never followed (a link can loop): counted
-                    self.skipped["path:symlink"] += 1
-                else:
-                    keep.append(d)
-            dirnames[:] = keep
-            rel_dir = Path(dirpath).relative_to(root).as_posix()
-            for fn in sorted(filenames):
-                rel = fn if rel_dir == "." else f"{rel_dir}/{fn}"
-                full = Path(dirpath) / fn
-                if full.is_symlink():
-                    self.skipped["path:symlink"] += 1
-                    continue
-                if not full.is_file():
-                    continue
-                out.append((rel, full.stat().st_size))
-        return sorted(out)
-
-    def read(self, relpath: str) -> bytes:
-        return (Path(self.location) / relpath).read_bytes()
-
-
-@dataclass
-class FolderSource(Source):
-    """A local folder or git checkout (``dir:PATH``): files read as bytes, never imported or executed;
-    symbolic links never followed (counted under ``path:symlink``), ``.git`` not walked."""
+    def _prune(self, folder: str) -> bool:
+        """True for a folder name that is not walked."""
+        return folder in (".git", "__pycache__")
 
     def list_files(self) -> list[tuple[str, int]]:
         root = Path(self.location)
@@ -205,9 +174,9 @@ class FolderSource(Source):
         for dirpath, dirnames, filenames in os.walk(root):
             keep = []
             for d in sorted(dirnames):
-                if d == ".git" or d == "__pycache__":
+                if self._prune(d):
                     continue
-                if (Path(dirpath) / d).is_symlink():
+                if (Path(dirpath) / d).is_symlink():  # never followed (a link can loop): counted
                     self.skipped["path:symlink"] += 1
                 else:
                     keep.append(d)
@@ -223,6 +192,20 @@ class FolderSource(Source):
 
     def read(self, relpath: str) -> bytes:
         return (Path(self.location) / relpath).read_bytes()
+
+
+@dataclass
+class StdlibSource(FolderSource):
+    """The running interpreter's standard library (``sysconfig.get_paths()["stdlib"]``), walked as a
+    folder with :data:`~workbench.corpus.mining.STDLIB_SKIP_DIRS` pruned (``site-packages`` can be huge),
+    one count per pruned folder under ``path:stdlib_excluded``."""
+
+    def _prune(self, folder: str) -> bool:
+        if folder in STDLIB_SKIP_DIRS:
+            if folder != "__pycache__":
+                self.skipped["path:stdlib_excluded"] += 1
+            return True
+        return False
 
 
 def _through_symlink(root: Path, relpath: str) -> bool:
