@@ -83,6 +83,18 @@ def test_a_codesearchnet_release_file_is_a_corpus(mined, tmp_path):
     assert len(edited[edited["split"] != "ood"]) < len(mine)
 
 
+def test_an_advtest_train_file_is_a_corpus(mined, tmp_path):
+    """AdvTest's ``train.jsonl`` layout (url, idx, docstring_tokens, function_tokens, function): the
+    query is the joined tokens, the code the ``function`` text, the id the url."""
+    path = _write_advtest(tmp_path / "train.jsonl", mined)
+    df = build_corpus(str(path), data_dir=tmp_path / "data", progress=False)
+    mine = df[df["split"] != "ood"]
+    assert len(mine) >= 200 and mine["id"].str.startswith("https://github.com/python/cpython#adv").all()
+    for row in mine.itertuples():
+        original = mined.iloc[int(row.id.rsplit("#adv", 1)[1])]
+        assert row.query == " ".join(original["query"].split()) and row.code == original["code"]
+
+
 def test_a_datasets_folder_with_its_own_column_names(mined, tmp_path):
     import datasets
 
