@@ -15,7 +15,7 @@ from stdlib_pairs import mine_stdlib_pairs
 from workbench import experiment, validation
 from workbench.config import resolve
 from workbench.errors import ParameterError
-from workbench.models.interpolation import interpolate, interpolate_state
+from workbench.models.interpolation import interpolate, interpolate_state, soup, soup_state
 from workbench.runtime import set_threads
 from workbench.tasks import load_cosqa, load_cosqa_pairs, task_from_pairs
 from workbench.training import TrainConfig, train
@@ -106,6 +106,32 @@ def test_wise_interpolation_endpoints_and_midpoint(encoder, pairs, tmp_path):
         interpolate(pre, encoder, 1.5)
     with pytest.raises(ParameterError, match="different weights"):
         interpolate_state({"a": torch.zeros(2)}, {"b": torch.zeros(2)}, 0.5)
+
+
+def test_a_soup_averages_the_weights_of_several_fine_tunes(encoder, pairs, tmp_path):
+    pre = copy.deepcopy(encoder)
+    fts = []
+    for seed in (1, 2):
+        ft = copy.deepcopy(pre)
+        train(ft, pairs.iloc[:24], TrainConfig(epochs=1, batch_size=8, lr=3e-4, warmup_ratio=0.0, seed=seed),
+              tmp_path / f"ft{seed}", show_progress=False)
+        fts.append(ft)
+    texts = pairs["query"].tolist()[:6]
+    # a soup of one model is that model; a soup of two is their WiSE-FT midpoint
+    np.testing.assert_allclose(soup([fts[0]]).encode(texts, "query", show_progress=False),
+                               fts[0].encode(texts, "query", show_progress=False), atol=1e-6)
+    two = soup(fts)
+    np.testing.assert_allclose(two.encode(texts, "query", show_progress=False),
+                               interpolate(fts[0], fts[1], 0.5).encode(texts, "query", show_progress=False), atol=1e-5)
+    w = [f.model.state_dict() for f in fts]
+    name = next(k for k, v in w[0].items() if v.is_floating_point() and not torch.equal(v, w[1][k]))
+    torch.testing.assert_close(two.model.state_dict()[name], (w[0][name] + w[1][name]) / 2)
+    with pytest.raises(ParameterError, match="no models"):
+        soup([])
+    with pytest.raises(ParameterError, match="different weights from model 0"):
+        soup_state([{"a": torch.zeros(2)}, {"b": torch.zeros(2)}])
+    with pytest.raises(ParameterError, match="integer buffer 'i' differs"):
+        soup_state([{"i": torch.tensor([1])}, {"i": torch.tensor([2])}])
 
 
 # ----------------------------------------------------------------------------- validation sets
