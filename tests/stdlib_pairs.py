@@ -23,7 +23,7 @@ def mine_stdlib_pairs(files: Sequence[str], n: int) -> pd.DataFrame:
         kept, _ = mine_source(path.read_bytes(), name)
         for f in kept:
             rows.append({"id": pair_id("stdlib", name, f.func_name, f.lineno), "query": f.query, "code": f.code,
-                         "func_name": f.func_name})
+                         "func_name": f.func_name, "module": name[:-3]})
             if len(rows) == n:
                 return pd.DataFrame(rows)
     raise AssertionError(f"only {len(rows)} stdlib pairs mined from {list(files)}, wanted {n}")

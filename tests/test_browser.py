@@ -22,6 +22,7 @@ from labtools import FIRST_RUN_S, KERNEL, STEP_S, find_chromium, headless_chromi
 from labtools import until as _until
 
 from workbench.cartography import CATEGORIES, categorize, category_counts, data_map
+from workbench.paths import runs_dir
 
 CHROMIUM = find_chromium()
 pytestmark = [
@@ -50,9 +51,11 @@ def _inputs(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         for ck in range(4):
             p = float(np.clip(base + rng.normal(0, spread), 0, 1))
             rows.append((pid, ck, p, 1 if p > 0.5 else 2))
-    dmap = data_map(pd.DataFrame(rows, columns=["pair_id", "checkpoint", "p_gold", "rank"]))
+    dynamics = pd.DataFrame(rows, columns=["pair_id", "checkpoint", "p_gold", "rank"])
+    dmap = data_map(dynamics)
     pairs.to_parquet(root / "pairs.parquet")
     dmap.to_parquet(root / "map.parquet")
+    dynamics.to_parquet(root / "dynamics.parquet")
     return pairs, dmap
 
 
@@ -73,6 +76,23 @@ def _notebook(root: Path, out_dir: Path) -> None:
         ),
     ]
     nbformat.write(nb, root / "explorer.ipynb")
+    linked = nbformat.v4.new_notebook()
+    linked.metadata["kernelspec"] = nb.metadata["kernelspec"]
+    linked.cells = [
+        nbformat.v4.new_code_cell(
+            "import pandas as pd\n"
+            "from workbench.models import BiEncoder\n"
+            "from workbench.viz.explorer import DataMapExplorer\n\n"
+            "pairs = pd.read_parquet('pairs.parquet')\n"
+            "dmap = pd.read_parquet('map.parquet')\n"
+            "dynamics = pd.read_parquet('dynamics.parquet')"
+        ),
+        nbformat.v4.new_code_cell(
+            f"lx = DataMapExplorer(dmap, pairs, out_dir={str(out_dir)!r}, color='category', dynamics=dynamics,\n"
+            "                     encoder=BiEncoder.load('minilm'), projection='pca', top_k=5)\nlx"
+        ),
+    ]
+    nbformat.write(linked, root / "linked.ipynb")
     cases = nbformat.v4.new_notebook()
     cases.metadata["kernelspec"] = nb.metadata["kernelspec"]
     cases.cells = [
@@ -107,6 +127,7 @@ def lab(tmp_path_factory):
             "url": f"{base}/lab/tree/explorer.ipynb?token={token}",
             # its own workspace, so the explorer's notebook is not restored beside it
             "cases_url": f"{base}/lab/workspaces/cases/tree/cases.ipynb?token={token}",
+            "linked_url": f"{base}/lab/workspaces/linked/tree/linked.ipynb?token={token}",
             "root": root,
             "out_dir": out_dir,
             "pairs": pairs,
@@ -154,6 +175,14 @@ def page(lab, chromium):
             pg.close()
 
 
+def _export_what(pg):
+    return pg.locator(".widget-dropdown", has_text="export").locator("select")
+
+
+def _export_name(pg):
+    return pg.locator(".widget-text", has_text="name").locator("input")
+
+
 def _counts_text(pg) -> str:
     return pg.locator(".widget-html", has_text=re.compile(r"\d+ pairs · ")).inner_text()
 
@@ -196,12 +225,12 @@ def test_map_renders_with_webgl_and_the_counts(page, lab):
     assert list(shown.values()) == category_counts(categorize(dmap)).tolist()
     for label in ("ambiguous_q", "easy_q", "hard_q"):
         assert pg.locator(".widget-slider", has_text=label).count() == 1
-    assert pg.locator(".widget-toggle-buttons button", has_text="category").count() == 1
+    assert pg.locator(".widget-dropdown", has_text="colour").locator("select").input_value() == "category"
     # the export controls are whole, inside the output area (not clipped beside the figure)
     area = pg.locator(".jp-OutputArea-output").last.bounding_box()
-    for sel in (".widget-dropdown", ".widget-text", "button:has-text('Export subset')"):
-        box = pg.locator(sel).bounding_box()
-        assert box["x"] >= area["x"] and box["x"] + box["width"] <= area["x"] + area["width"] + 1, sel
+    for loc in (_export_what(pg), _export_name(pg), pg.locator("button:has-text('Export subset')")):
+        box = loc.bounding_box()
+        assert box["x"] >= area["x"] and box["x"] + box["width"] <= area["x"] + area["width"] + 1, loc
     assert not pg.errors, pg.errors
 
 
@@ -259,8 +288,8 @@ def test_lasso_selection_fills_the_panel_and_exports(page, lab):
     assert panel.locator("pre span[style*='color']").count() > listed  # pygments, inline colours
 
     # the kernel holds the same selection: export it through the export box
-    pg.locator(".widget-dropdown select").select_option("selection")
-    name = pg.locator(".widget-text input[type='text']")
+    _export_what(pg).select_option("selection")
+    name = _export_name(pg)
     name.fill("lasso-pick")
     name.press("Tab")
     pg.locator("button", has_text="Export subset").click()
@@ -348,6 +377,160 @@ def test_case_viewer_in_jupyterlab(lab, chromium):
     finally:
         try:
             pg.screenshot(path=str(lab["root"] / "cases-screen.png"), full_page=True)
+        except Exception:  # noqa: BLE001 - diagnostics only
+            pass
+        pg.close()
+
+
+def _plot(title: str) -> str:
+    """A JS expression for the plot of the visible notebook whose title starts with ``title``."""
+    return ("Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .js-plotly-plot'))"
+            f".find(gd => gd._fullLayout && (gd._fullLayout.title.text || '').startsWith({title!r}))")
+
+
+def _summary(pg) -> tuple[int, int]:
+    """(pairs in view, pairs selected) from the explorer's status line."""
+    text = " ".join((pg.locator(".wb-status").first.text_content() or "").split())
+    m = re.search(r"(\d+) in view · (\d+) selected", text)
+    assert m, text
+    return int(m.group(1)), int(m.group(2))
+
+
+def _wait_summary(pg, view: int | None = None, selected: int | None = None) -> None:
+    pg.wait_for_function(
+        "([v, s]) => { const e = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .wb-status');"
+        " if (!e) return false; const m = e.textContent.replace(/\\s+/g, ' ').match(/(\\d+) in view · (\\d+) selected/);"
+        " return m && (v === null || +m[1] === v) && (s === null || +m[2] === s); }",
+        arg=[view, selected],
+    )
+
+
+def test_linked_views_search_time_and_inspector_in_jupyterlab(lab, chromium):
+    """Issue 24, items 1-5 in a real JupyterLab: a box on the projection highlights the same pairs on the
+    map, in the bar chart and the table; a bar clicked selects its region; a substring search narrows
+    the view; a table row opens the inspector with MiniLM's top-5 for its query, where a code is marked
+    as a false negative; the checkpoint slider moves the points; the selection is exported with its marks."""
+    pg = chromium.new_page(viewport={"width": 1700, "height": 2400})
+    shots = runs_dir() / "browser"  # kept as the test's artifacts, beside the chapters' screenshots
+    shots.mkdir(parents=True, exist_ok=True)
+    try:
+        pg.set_default_timeout(STEP_S * 1000)
+        errors: list[str] = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(lab["linked_url"])
+        pg.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=FIRST_RUN_S * 1000)
+        _until(pg, ".jp-StatusBar-TextItem[title^='Change kernel']:has-text('| Idle')")
+        pg.click("li.lm-MenuBar-item:has-text('Run')")
+        pg.click(".lm-Menu-item:has-text('Run All Cells')")
+        proj, dmap_js, bar = _plot("Embedding projection"), _plot("Data map"), _plot("category")
+        pg.wait_for_function(f"() => {{ const gd = {proj}; return gd && gd._fullData && gd._fullData.length > 0; }}",
+                             timeout=FIRST_RUN_S * 1000)
+        pairs, dmap = lab["pairs"], lab["dmap"]
+        cats = categorize(dmap)["category"].astype(str).to_numpy()
+        _wait_summary(pg, N, 0)
+
+        # 1. a bar clicked selects its region; clicked again, nothing
+        pg.evaluate(f"() => {bar}.scrollIntoView()")
+        def bar_xy(i: int) -> tuple[float, float]:
+            return tuple(pg.evaluate(
+                f"""(i) => {{ const gd = {bar}, fl = gd._fullLayout, r = gd.getBoundingClientRect();
+                       return [r.left + fl.xaxis._offset + fl.xaxis.l2p(i), r.top + fl.yaxis._offset + fl.yaxis.d2p(gd._fullData[0].y[i] / 2)]; }}""",
+                i))
+        i_hard = list(CATEGORIES).index("hard-to-learn")
+        pg.mouse.click(*bar_xy(i_hard))
+        _wait_summary(pg, N, int((cats == "hard-to-learn").sum()))
+        sel = pg.evaluate(f"() => Array.from({dmap_js}._fullData[0].selectedpoints || [])")
+        assert sorted(sel) == np.flatnonzero(cats == "hard-to-learn").tolist()  # the map dims the rest
+        pg.mouse.click(*bar_xy(i_hard))
+        _wait_summary(pg, N, 0)
+
+        # 2. a box on the projection: the same pairs on the map, in the bars and in the table
+        pg.evaluate(f"() => {proj}.scrollIntoView()")
+        px = np.asarray(pg.evaluate(
+            f"""() => {{ const gd = {proj}, fl = gd._fullLayout, xa = fl.xaxis, ya = fl.yaxis, r = gd.getBoundingClientRect();
+                   const t = gd._fullData[0]; return Array.from(t.x, (x, i) => [r.left + xa._offset + xa.d2p(x), r.top + ya._offset + ya.d2p(t.y[i])]); }}"""
+        ))
+        box = pg.evaluate(f"""() => {{ const gd = {proj}, fl = gd._fullLayout, r = gd.getBoundingClientRect();
+                   return [r.left + fl.xaxis._offset, r.top + fl.yaxis._offset, fl.xaxis._length, fl.yaxis._length]; }}""")
+        left, top, width, height = box
+        x0, x1, y0, y1 = left + 0.02 * width, left + 0.5 * width, top + 0.02 * height, top + 0.98 * height
+        inner = (px[:, 0] > x0 + 1.5) & (px[:, 0] < x1 - 1.5) & (px[:, 1] > y0 + 1.5) & (px[:, 1] < y1 - 1.5)
+        outer = (px[:, 0] > x0 - 1.5) & (px[:, 0] < x1 + 1.5) & (px[:, 1] > y0 - 1.5) & (px[:, 1] < y1 + 1.5)
+        pg.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .js-plotly-plot").nth(1).hover()
+        pg.evaluate(f"() => {proj}.querySelector(\".modebar-btn[data-val='select']\").click()")
+        pg.mouse.move(x0, y0)
+        pg.mouse.down()
+        pg.mouse.move((x0 + x1) / 2, (y0 + y1) / 2, steps=5)
+        pg.mouse.move(x1, y1, steps=10)
+        pg.mouse.up()
+        pg.wait_for_function(
+            "() => { const e = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .wb-status');"
+            " return e && /brushes: projection/.test(e.textContent); }")
+        _, k = _summary(pg)
+        assert inner.sum() <= k <= outer.sum() and k > 0, (k, inner.sum(), outer.sum())
+        pg.wait_for_function(f"(k) => ({dmap_js}._fullData[0].selectedpoints || []).length === k", arg=k)
+        assert pg.evaluate(f"() => {bar}._fullData[1].y.reduce((a, b) => a + b, 0)") == k
+        table = pg.locator(".widget-select-multiple select").first
+        assert table.locator("option").count() == min(k, 50)
+        pg.screenshot(path=str(shots / "explorer_linked.png"))
+
+        # 3. a table row: a brush of its own, and the inspector with MiniLM's top-5
+        first = table.locator("option").first.get_attribute("value")
+        label = table.locator("option").first.text_content()
+        table.select_option(index=0)
+        _wait_summary(pg, N, 1)
+        pid = label.replace("\xa0", " ").split(" · ")[0].strip()  # ipywidgets shows spaces as no-break spaces
+        query = pairs.set_index("id").loc[pid, "query"]
+        hits = pg.locator(".widget-html", has_text="top 5 for")
+        hits.wait_for()
+        assert " ".join(query.split())[:25] in " ".join(pg.locator(".widget-html", has_text=pid).first.text_content().split())
+        assert first is not None and "gold" in hits.text_content()
+        fn = pg.locator(".widget-select-multiple", has_text="false neg.").locator("select")
+        other = fn.locator("option").first.text_content().strip()
+        fn.select_option(index=0)
+        pg.locator("button", has_text="Mark false negatives").click()
+        pg.wait_for_function("() => Array.from(document.querySelectorAll('.widget-html'))"
+                             ".some(e => e.textContent.includes('false negative') && e.textContent.includes('top 5'))")
+        _export_what(pg).select_option("selection")
+        _export_name(pg).fill("linked-pick")
+        _export_name(pg).press("Tab")
+        pg.locator("button", has_text="Export subset").click()
+        pg.locator(".widget-html", has_text="wrote 1 pairs").wait_for()
+        sub = pd.read_parquet(lab["out_dir"] / "linked-pick.parquet")
+        assert sub["id"].tolist() == [pid]
+        from workbench.viz.explorer import load_subset
+
+        assert load_subset(lab["out_dir"] / "linked-pick.parquet").attrs["workbench_subset"]["false_negatives"] == [[pid, other]]
+        table.select_option([])  # no row chosen: the projection's selection again
+        _wait_summary(pg, N, k)
+
+        # 4. a substring search narrows every view
+        search = pg.locator(".widget-text", has_text="search").locator("input")
+        search.fill("return")
+        search.press("Enter")
+        has = pairs.set_index("id").loc[dmap["pair_id"]]
+        want = int((has["query"].str.contains("return", case=False) | has["code"].str.contains("return", case=False)).sum())
+        assert 0 < want < N
+        _wait_summary(pg, want, None)
+        search.fill("")
+        search.press("Enter")
+        _wait_summary(pg, N, k)
+
+        # 5. the checkpoint slider: every point at its map after the first checkpoint
+        slider = pg.locator(".widget-slider", has_text="checkpoint")
+        slider.locator(".noUi-handle").click()
+        pg.keyboard.press("Home")
+        slider.locator(".noUi-handle").blur()
+        pg.wait_for_function(f"() => ({dmap_js}._fullLayout.title.text || '').includes('after checkpoint 1 of 4')")
+        dyn = pd.read_parquet(lab["root"] / "dynamics.parquet")
+        want_y = dyn[dyn["checkpoint"] == 0].set_index("pair_id").loc[dmap["pair_id"], "p_gold"].to_numpy()
+        got_y = np.asarray(pg.evaluate(f"() => Array.from({dmap_js}._fullData[0].y)"), dtype=float)
+        np.testing.assert_allclose(got_y, want_y, atol=1e-9)
+        pg.screenshot(path=str(shots / "explorer_checkpoint.png"))
+        assert not errors, errors
+    finally:
+        try:
+            pg.screenshot(path=str(lab["root"] / "linked-last.png"), full_page=True)
         except Exception:  # noqa: BLE001 - diagnostics only
             pass
         pg.close()

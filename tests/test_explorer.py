@@ -15,6 +15,7 @@ from stdlib_pairs import mine_stdlib_pairs
 from workbench.cartography import CATEGORIES, categorize, category_counts, select
 from workbench.errors import InputFormatError, ParameterError
 from workbench.viz import CATEGORY_COLORS, DataMapExplorer, load_subset
+from workbench.viz.explorer_views import decode_colours
 
 STDLIB_FILES = (
     "textwrap.py",
@@ -136,8 +137,9 @@ def test_sliders_recategorize_like_cartography(explorer, map_df, pairs):
     assert explorer.data["category"].astype(str).tolist() == cats
     # recoloured in place: same trace, one colour per point
     assert len(fig.data) == n_traces and fig.data[0] is trace and trace.uid == uid
-    assert list(trace.marker.color) == [CATEGORY_COLORS[c] for c in cats]
-    assert list(trace.text) == cats  # the hover's category
+    # one number per point and a stepped colour scale: the colour painted is the region's
+    assert decode_colours(trace.marker.color, trace.marker.colorscale) == [CATEGORY_COLORS[c] for c in cats]
+    assert explorer.point_colours() == [CATEGORY_COLORS[c] for c in cats]
     assert [t.name for t in fig.data[1:]] == [f"{c} ({n})" for c, n in zip(CATEGORIES, counts)]
     label = explorer.controls["counts"].value
     assert all(f"{c}: <b>{n}</b>" in label for c, n in zip(CATEGORIES, counts))
@@ -156,7 +158,9 @@ def test_sliders_recategorize_like_cartography(explorer, map_df, pairs):
     c["ambiguous_q"].value = 0.9
     want = categorize(map_df, easy_q=0.6, ambiguous_q=0.9)
     assert explorer.counts.tolist() == category_counts(want).tolist()
-    assert list(trace.marker.color) == [CATEGORY_COLORS[c] for c in want["category"].astype(str)]
+    assert decode_colours(trace.marker.color, trace.marker.colorscale) == [
+        CATEGORY_COLORS[c] for c in want["category"].astype(str)
+    ]
 
     # back to correctness: a continuous scale over the same trace
     c["color"].value = "correctness"
@@ -304,7 +308,7 @@ def test_twenty_thousand_points_update_in_place():
     p = pd.DataFrame(
         {"id": ids[::-1], "query": "return the sum of x", "code": "def f(x):\n    return sum(x)\n"}
     )
-    ex = DataMapExplorer(m, p, color="category")
+    ex = DataMapExplorer(m, p, color="category", max_points=n)  # every point a marker (beyond: test_linked_views)
     fig = ex.figure
     uid = fig.data[0].uid
     ex.set_thresholds(ambiguous_q=0.5)

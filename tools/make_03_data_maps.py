@@ -33,7 +33,7 @@ run_dir = None
 import plotly.express as px
 from IPython.display import display
 
-from workbench import cartography, datamap_validity, runs, selection
+from workbench import cartography, datamap_validity, experiment, runs, selection
 from workbench.corpus import build_corpus
 from workbench.viz.datamap import datamap_figure, export_for_paper
 from workbench.viz.explorer import DataMapExplorer, load_subset
@@ -120,13 +120,22 @@ px.scatter(modes.joined, x="confidence_in_batch", y="confidence_fixed_pool", opa
 ("md", """
 ## 5. The explorer
 
-Hover a point for its query and code; box- or lasso-select points to list them with highlighted
-code; move the sliders to change the region thresholds (the counts update); export the selection,
-or a whole region, as a training subset that `04_training` can train on (`subset_file=`). Run
-headlessly (papermill), it shows the static figure instead.
+Linked views of the same pairs: the data map, a projection of their code embeddings under the
+data-map model (UMAP; `explorer_projection`), a bar chart of any column and a table. A box or lasso
+on either scatter, a bar clicked or rows chosen in the table select the same pairs everywhere (the
+others stay, dimmed). Search by substring or by meaning (the text encoded by the data-map model),
+filter any column, colour by any column; the checkpoint slider (or play) moves each pair to its
+confidence and variability so far, so one sees pairs being learnt and forgotten. A row of the table
+opens the inspector: the pair, its curve over checkpoints, and what the model retrieves for its
+query, where a retrieved code can be marked as a false negative. Move the sliders to change the
+region thresholds; export the selection, the filtered view or a region as a training subset that
+`04_training` can train on (`subset_file=`). From code: `explorer.select(...)`, `explorer.filter(...)`,
+`explorer.search(...)`, `explorer.selection`. Run headlessly (papermill), it shows the static map.
 """),
 ("code", """
-explorer = DataMapExplorer(dmap, sample, out_dir=run.path("subsets"), **rule, color="category")
+explorer = DataMapExplorer(dmap, sample, out_dir=run.path("subsets"), **rule, color="category",
+                           dynamics=result.dynamics, dynamics_mode=P.datamap_mode,
+                           encoder=experiment.load_model(result.model_dir, P), projection=P.explorer_projection)
 explorer
 """),
 ("code", """

@@ -155,6 +155,7 @@ class Params:
     pairs_projection: str = "tsne"  # umap | tsne | mds | pca (ChatDANCE Fig. 7 uses t-SNE)
     neighbours_projection: str = "mds"  # OASIS Fig. 3 uses MDS
     clouds_projection: str = "umap"
+    explorer_projection: str = "umap"  # the explorer's second scatter (03): the data-map model's code embeddings
     neighbours_k: int = 50
     layerwise_sets: Names = ("id_test", "stdlib", "stdlib_obf", "xl_java", "cosqa_dev")
     case_k: int = 5  # candidates per model in the case viewer
@@ -304,6 +305,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         oasis_llm_queries=4,
         oasis_judge_controls=4,
         oasis_variants=("infonce", "full"),
+        explorer_projection="pca",  # no numba compilation in the tests' kernels
     ),
     # `make run`'s default: every chapter on the cpu corpus and the real models in about 15 minutes on
     # 2 cores (docs/performance.md). Real numbers, small: few queries, one seed, so most intervals
@@ -429,6 +431,7 @@ _ALLOWED_CHOICES = {
     "pairs_projection": ("umap", "tsne", "mds", "pca"),
     "neighbours_projection": ("umap", "tsne", "mds", "pca"),
     "clouds_projection": ("umap", "tsne", "mds", "pca"),
+    "explorer_projection": ("umap", "tsne", "mds", "pca"),
     "llm_backend": ("local", "server", "openai"),
     "llm_mode": ("single", "batched"),
 }
