@@ -18,7 +18,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from labtools import FIRST_RUN_S, KERNEL, STEP_S, find_chromium, headless_chromium, jupyterlab
+from labtools import (
+    FIRST_RUN_S,
+    KERNEL,
+    STEP_S,
+    find_chromium,
+    headless_chromium,
+    jupyterlab,
+    open_and_run_all,
+)
 from labtools import until as _until
 
 from workbench.cartography import CATEGORIES, categorize, category_counts, data_map
@@ -417,11 +425,7 @@ def test_linked_views_search_time_and_inspector_in_jupyterlab(lab, chromium):
         pg.set_default_timeout(STEP_S * 1000)
         errors: list[str] = []
         pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(lab["linked_url"])
-        pg.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=FIRST_RUN_S * 1000)
-        _until(pg, ".jp-StatusBar-TextItem[title^='Change kernel']:has-text('| Idle')")
-        pg.click("li.lm-MenuBar-item:has-text('Run')")
-        pg.click(".lm-Menu-item:has-text('Run All Cells')")
+        open_and_run_all(pg, lab["linked_url"])
         proj, dmap_js, bar = _plot("Embedding projection"), _plot("Data map"), _plot("category")
         pg.wait_for_function(f"() => {{ const gd = {proj}; return gd && gd._fullData && gd._fullData.length > 0; }}",
                              timeout=FIRST_RUN_S * 1000)

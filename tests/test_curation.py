@@ -25,7 +25,7 @@ from workbench.curation import (
     score_distribution_figure,
     suggest_delta,
 )
-from workbench.errors import ParameterError, WorkbenchError
+from workbench.errors import InputFormatError, ParameterError, WorkbenchError
 from workbench.retrieval import HardNegatives, embed_pairs, mine_hard_negatives, search, self_scores
 from workbench.runtime import set_threads
 from workbench.training import TrainConfig, TrainingInterrupted, train
@@ -424,3 +424,35 @@ def test_an_unknown_arm_is_refused_before_any_work():
     assert resolve("tour").ablation_arms == ("none", "filtering", "curriculum")
     with pytest.raises(ParameterError, match="'ablation_arms' must be a list of.*'hardest'"):
         resolve("cpu", {"ablation_arms": "none,hardest"})
+
+
+def test_false_negatives_marked_in_the_explorer_are_never_mined(corpus, tmp_path):
+    from workbench.curation import ablation_arms
+    from workbench.viz.explorer import DataMapExplorer, load_false_negatives
+
+    df, Q, C = corpus
+    arms = ablation_arms(df, Q, C, k=2, delta=0.4, M=8, n_per_query=2, depth=16, names=("topk",))
+    kept = arms[1].pairs.reset_index(drop=True)
+    hard = arms[-1].negatives.sampler.hard
+    # mark, for three queries, their hardest mined negative: the code a person found to answer them too
+    rows = [r for r in range(len(kept)) if hard.valid[r, 0]][:3]
+    marks = [(kept["id"][r], kept["id"][int(hard.indices[r, 0])]) for r in rows]
+    dmap = pd.DataFrame({"pair_id": kept["id"], "confidence": 0.5, "variability": 0.1, "correctness": 0.5})
+    ex = DataMapExplorer(dmap, kept, out_dir=tmp_path)
+    for q, c in marks:
+        ex.mark_false_negative(c, query_pair_id=q)
+    ex.select([q for q, _ in marks])
+    ex.export("marked")
+    back = load_false_negatives("marked", tmp_path)
+    assert back.values.tolist() == [list(m) for m in marks]
+    again = ablation_arms(df, Q, C, k=2, delta=0.4, M=8, n_per_query=2, depth=16, names=("topk",), false_negatives=back)
+    hard2 = again[-1].negatives.sampler.hard
+    assert hard2.params["dropped"]["marked"] == 3
+    for r, (_, c) in zip(rows, marks):
+        code_row = int(kept.index[kept["id"] == c][0])
+        assert code_row not in hard2.indices[r][hard2.valid[r]].tolist()  # gone from that query's negatives
+        assert hard2.indices[r, 0] == hard.indices[r, 1]  # the next candidate moved up
+    other = [r for r in range(len(kept)) if r not in rows]
+    assert np.array_equal(hard2.indices[other], hard.indices[other])  # every other query untouched
+    with pytest.raises(InputFormatError, match="no such training subset"):
+        load_false_negatives("missing", tmp_path)

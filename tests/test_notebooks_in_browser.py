@@ -101,7 +101,7 @@ def _text(locator) -> str:
 
 def _box_select(pg, gd_selector: str, x0: float, y0: float, x1: float, y1: float) -> None:
     """Pick "Box Select" in the plot's mode bar and drag a rectangle, as a person does."""
-    plot = pg.locator(gd_selector)
+    plot = pg.locator(gd_selector).first
     plot.hover()  # the mode bar shows on hover (the plot is already in view: the corners were read there)
     plot.locator(".modebar-btn[data-val='select']").click()
     pg.mouse.move(x0, y0)
@@ -126,7 +126,8 @@ def test_03_data_map_renders_and_box_selection_fills_the_panel(chromium, lab):
         counts = _text(nb.locator(".widget-html", has_text=re.compile(r"\d+ pairs · ")))
         assert counts.startswith(f"{n} pairs")
 
-        pg.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .widget-box .js-plotly-plot").scroll_into_view_if_needed()
+        # the explorer's first plot is the map (the projection and the bar chart follow it)
+        pg.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .widget-box .js-plotly-plot").first.scroll_into_view_if_needed()
         px = _pixels(pg, gd)
         queries = pg.evaluate(f"() => Array.from({gd}._fullData[0].customdata, c => c[1])")
         left, top, width, height = _plot_box(pg, gd)

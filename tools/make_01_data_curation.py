@@ -28,6 +28,7 @@ from workbench import cards, compare, curation, experiment, ood, retrieval, runs
 from workbench.corpus import build_corpus, crosslang
 from workbench.models import BiEncoder
 from workbench.paths import data_dir
+from workbench.viz.explorer import load_false_negatives
 
 run = runs.open_run("01_data_curation", preset, overrides, run_dir)
 P = run.params
@@ -148,6 +149,7 @@ arms = curation.ablation_arms(
     pool, Q, C, k=P.consistency_k, delta=P.consistency_delta, M=P.hard_negatives, gamma=P.gamma,
     n_per_query=P.negatives_per_query, depth=P.negatives_depth, tau_start=P.tau_start, tau_end=P.tau_end, seed=P.seed,
     names=P.ablation_arms,
+    false_negatives=load_false_negatives(P.false_negative_subsets) if P.false_negative_subsets else None,
 )
 tasks = experiment.comparison_tasks(sets, P)
 ood_tasks = [t for t in tasks if t != "id_test"]

@@ -53,6 +53,21 @@ RULE_DEFAULTS: dict[str, dict[str, float | None]] = {
 }
 
 
+def _one_mode(dynamics: pd.DataFrame, mode: str | None) -> pd.DataFrame:
+    """The rows of one dynamics mode, after checking the columns every map needs."""
+    need = {"pair_id", "checkpoint", "p_gold"}
+    missing = sorted(need - set(dynamics.columns))
+    if missing:
+        raise ParameterError(f"dynamics: missing column(s) {missing}; have {list(dynamics.columns)}")
+    if "rank" not in dynamics.columns and "correct" not in dynamics.columns:
+        raise ParameterError("dynamics: needs a 'rank' or a 'correct' column")
+    if mode is not None:
+        return dynamics[dynamics["mode"] == mode]
+    if "mode" in dynamics.columns and dynamics["mode"].nunique() > 1:
+        raise ParameterError(f"dynamics: several modes {sorted(dynamics['mode'].unique())}; pass mode=...")
+    return dynamics
+
+
 def data_map(dynamics: pd.DataFrame, mode: str | None = None) -> pd.DataFrame:
     """One row per ``pair_id`` (sorted) with confidence, variability, correctness, forgetfulness, n_checkpoints.
 
@@ -60,17 +75,7 @@ def data_map(dynamics: pd.DataFrame, mode: str | None = None) -> pd.DataFrame:
     ``correct``). A table mixing modes must be filtered with ``mode``. A pair recorded twice at
     the same checkpoint is an error.
     """
-    need = {"pair_id", "checkpoint", "p_gold"}
-    missing = sorted(need - set(dynamics.columns))
-    if missing:
-        raise ParameterError(f"dynamics: missing column(s) {missing}; have {list(dynamics.columns)}")
-    if "rank" not in dynamics.columns and "correct" not in dynamics.columns:
-        raise ParameterError("dynamics: needs a 'rank' or a 'correct' column")
-    df = dynamics
-    if mode is not None:
-        df = df[df["mode"] == mode]
-    elif "mode" in df.columns and df["mode"].nunique() > 1:
-        raise ParameterError(f"dynamics: several modes {sorted(df['mode'].unique())}; pass mode=...")
+    df = _one_mode(dynamics, mode)
     if len(df) == 0:
         return pd.DataFrame(
             {
@@ -137,15 +142,7 @@ def map_over_time(dynamics: pd.DataFrame, mode: str | None = None) -> MapTimelin
     and eq. 2 of Swayamdipta et al. 2020 over the first t checkpoints, for each t (what the explorer's
     slider over checkpoints shows: pairs being learnt, and forgotten). Vectorised: a (T, n) pivot and
     cumulative sums, so 250,000 pairs x 10 checkpoints take well under a second."""
-    need = {"pair_id", "checkpoint", "p_gold"}
-    missing = sorted(need - set(dynamics.columns))
-    if missing:
-        raise ParameterError(f"dynamics: missing column(s) {missing}; have {list(dynamics.columns)}")
-    df = dynamics
-    if mode is not None:
-        df = df[df["mode"] == mode]
-    elif "mode" in df.columns and df["mode"].nunique() > 1:
-        raise ParameterError(f"dynamics: several modes {sorted(df['mode'].unique())}; pass mode=...")
+    df = _one_mode(dynamics, mode)
     if len(df) == 0:
         raise ParameterError("map_over_time: no dynamics recorded" + (f" for mode {mode!r}" if mode else ""))
     if df.duplicated(["pair_id", "checkpoint"]).any():

@@ -67,6 +67,7 @@ class Params:
     curation_pairs: int | None = 2000  # train pairs filtered and trained on in the ablation (None = all)
     consistency_k: int = 2
     consistency_delta: float = 0.54  # calibrated for mpnet on the cpu corpus (CoRNStack: 0.7)
+    false_negative_subsets: Names = ()  # subsets exported from the data-map explorer whose marked false negatives hard-negative mining leaves out
     hard_negatives: int = 32  # M candidates kept per query
     negatives_depth: int = 64  # candidates searched per query before the gamma guard
     negatives_per_query: int = 1
@@ -94,6 +95,7 @@ class Params:
     validity_fraction: float = 0.05  # share of the data-map run's pairs given a wrong code
     validity_kinds: Names = ("random_swap", "near_miss")  # random_swap: another pair's code; near_miss: another function of the same file / package
     validity_modes: Names = ("in_batch", "fixed_pool")  # the dynamics the corrupted runs record and report (both: as the data-map run)
+    explorer_projection: str = "umap"  # the explorer's second scatter (03): the data-map model's code embeddings
     # Select then MixUp (04): the subsets trained, their seeds, MixUp
     select_subsets: Names = ("all", "easy", "ambiguous", "hard", "ambiguous+hard", "random")
     select_seeds: int = 1  # seeds per variant (seed, seed + 1, ...)
@@ -155,7 +157,6 @@ class Params:
     pairs_projection: str = "tsne"  # umap | tsne | mds | pca (ChatDANCE Fig. 7 uses t-SNE)
     neighbours_projection: str = "mds"  # OASIS Fig. 3 uses MDS
     clouds_projection: str = "umap"
-    explorer_projection: str = "umap"  # the explorer's second scatter (03): the data-map model's code embeddings
     neighbours_k: int = 50
     layerwise_sets: Names = ("id_test", "stdlib", "stdlib_obf", "xl_java", "cosqa_dev")
     case_k: int = 5  # candidates per model in the case viewer

@@ -505,6 +505,22 @@ class AblationArm:
     description: str
 
 
+def marked_rows(ids: Sequence[str], false_negatives: pd.DataFrame | None) -> dict[int, set[int]]:
+    """Marked false negatives (``query_pair_id``, ``code_pair_id``) as rows of ``ids``: {query row:
+    {code rows}}; marks whose query or code is not among ``ids`` are left out."""
+    if false_negatives is None or false_negatives.empty:
+        return {}
+    missing = [c for c in ("query_pair_id", "code_pair_id") if c not in false_negatives.columns]
+    if missing:
+        raise ParameterError(f"false_negatives: missing column(s) {missing}; load them with load_false_negatives")
+    pos = {pid: i for i, pid in enumerate(ids)}
+    out: dict[int, set[int]] = {}
+    for q, c in zip(false_negatives["query_pair_id"].astype(str), false_negatives["code_pair_id"].astype(str)):
+        if q in pos and c in pos:
+            out.setdefault(pos[q], set()).add(pos[c])
+    return out
+
+
 ABLATION_ARMS = ("none", "filtering", "topk", "softmax", "curriculum")
 
 
@@ -524,6 +540,7 @@ def ablation_arms(
     seed: int = 0,
     chunk_size: int = 8192,
     names: Sequence[str] | None = None,
+    false_negatives: pd.DataFrame | None = None,
 ) -> list[AblationArm]:
     """The five arms of CoRNStack's Table 5 on ``df`` (with proxy embeddings ``Q``, ``C``), or those
     of them ``names`` lists (in the table's order; "none" is the baseline and always included).
@@ -532,7 +549,8 @@ def ablation_arms(
     "topk" / "softmax" / "curriculum": filtered pairs plus ``n_per_query`` negatives per query,
     mined on the filtered pairs, selected by rank, sampled at tau_start, or sampled with the
     decaying tau' (``depth``: see :func:`mine_hard_negatives`). Train each with :func:`workbench.training.train` (``negatives=arm.negatives``)
-    and evaluate as usual.
+    and evaluate as usual. ``false_negatives`` (``query_pair_id``, ``code_pair_id``: codes marked in the
+    data-map explorer as correct answers to another pair's query) are never mined as negatives.
     """
     wanted = list(ABLATION_ARMS if names is None else names)
     unknown = [n for n in wanted if n not in ABLATION_ARMS]
@@ -542,7 +560,8 @@ def ablation_arms(
     keep = filt["kept"].to_numpy()
     kept_df = df.reset_index(drop=True)[keep].reset_index(drop=True)
     hard = mine_hard_negatives(
-        Q[keep], C[keep], M=M, gamma=gamma, chunk_size=chunk_size, codes=kept_df["code"].tolist(), depth=depth
+        Q[keep], C[keep], M=M, gamma=gamma, chunk_size=chunk_size, codes=kept_df["code"].tolist(), depth=depth,
+        marked=marked_rows(kept_df["id"].astype(str).tolist(), false_negatives),
     )
     arms = [
         AblationArm("none", df.reset_index(drop=True), None, "all pairs, in-batch negatives"),

@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -387,6 +387,7 @@ def mine_hard_negatives(
     codes: Sequence[str] | None = None,
     depth: int | None = None,
     precomputed: tuple[np.ndarray, np.ndarray] | None = None,
+    marked: Mapping[int, Iterable[int]] | None = None,
 ) -> HardNegatives:
     """Hard-negative candidates per query with the false-negative guard (CoRNStack section 2.3).
 
@@ -401,6 +402,8 @@ def mine_hard_negatives(
     ``S_ii > 0`` (for S_ii <= 0 the guard ``gamma * S_ii`` lies above S_ii). Ties at the cut-off
     of the faiss search are faiss's choice (``RESCORE_MARGIN`` extra candidates make this matter
     only for clusters of exactly equal scores, e.g. many zero scores of a bag-of-words proxy).
+    ``marked``: row -> code rows a person marked as correct answers to that row's query (the data-map
+    explorer's false negatives, ``viz.explorer.load_false_negatives``); they are never its negatives.
     """
     q, c = as_pairs(Q, C)
     n = q.shape[0]
@@ -421,7 +424,8 @@ def mine_hard_negatives(
     out_s = np.full((n, M), -np.inf, dtype=np.float32)
     out_v = np.zeros((n, M), dtype=bool)
     sii_all = np.empty(n, dtype=np.float32)
-    dropped = {"self": 0, "duplicate_code": 0, "false_negative": 0}
+    dropped = {"self": 0, "duplicate_code": 0, "false_negative": 0, "marked": 0}
+    marks = {int(r): np.fromiter((int(j) for j in js), dtype=np.int64) for r, js in (marked or {}).items()}
     for s in range(0, n, chunk_size):
         rows = np.arange(s, min(s + chunk_size, n))
         cand, sc, sii = ordered_candidates(q, c, cand_all[rows], rows)
@@ -440,6 +444,10 @@ def mine_hard_negatives(
                         dup[r, j] = False
             dropped["duplicate_code"] += int(dup.sum())
             keep &= ~dup
+        for local in (np.flatnonzero(np.isin(rows, list(marks))) if marks else ()):
+            hit = keep[local] & np.isin(cand[local], marks[int(rows[local])])
+            dropped["marked"] += int(hit.sum())
+            keep[local] &= ~hit
         fn = keep & (sc > gamma * sii[:, None])
         dropped["false_negative"] += int(fn.sum())
         keep &= ~fn

@@ -58,7 +58,7 @@ from workbench.viz.code import highlight_code
 from workbench.viz.crossfilter import CrossFilter, as_mask
 from workbench.viz.datamap import CATEGORY_COLORS, _short, datamap_figure
 
-__all__ = ["DataMapExplorer", "load_subset", "subsets_dir", "SUBSET_COLUMNS", "EXPORT_CHOICES"]
+__all__ = ["DataMapExplorer", "load_subset", "load_false_negatives", "subsets_dir", "SUBSET_COLUMNS", "EXPORT_CHOICES"]
 
 SUBSET_COLUMNS = ("id", "query", "code")  # what a training subset must hold
 # what ``export`` can write besides the selection (Select then MixUp keeps ambiguous + hard-to-learn)
@@ -166,6 +166,24 @@ def load_subset(path_or_name: str | os.PathLike, directory: str | os.PathLike | 
             field="id",
         )
     return df
+
+
+def load_false_negatives(subsets: str | os.PathLike | Iterable[str | os.PathLike],
+                         directory: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The false negatives marked in the explorer and saved with exported subsets (names or paths, as
+    :func:`load_subset` takes them): ``query_pair_id``, ``code_pair_id``, one row per mark, each once.
+    Chapter 01's hard-negative mining leaves them out (``false_negative_subsets``)."""
+    names = [subsets] if isinstance(subsets, (str, os.PathLike)) else list(subsets)
+    rows: list[tuple[str, str]] = []
+    for name in names:
+        df = load_subset(name, directory)
+        marks = (df.attrs.get("workbench_subset") or {}).get("false_negatives") or []
+        for i, m in enumerate(marks):
+            if not isinstance(m, (list, tuple)) or len(m) != 2:
+                raise InputFormatError(name, f"false_negatives[{i}] is {m!r}; expected [query_pair_id, code_pair_id]",
+                                       field="false_negatives")
+            rows.append((str(m[0]), str(m[1])))
+    return pd.DataFrame(list(dict.fromkeys(rows)), columns=["query_pair_id", "code_pair_id"])
 
 
 class DataMapExplorer:
