@@ -302,3 +302,13 @@ def test_every_shipped_sweep_file_validates(path):
     chapters = {p.stem for p in select_notebooks([str(nb) for nb in spec.notebooks])}
     for table in spec.tables:
         assert table.notebook in chapters, (table.notebook, chapters)
+
+
+def test_a_run_reporting_on_itself_is_running_not_failed():
+    from workbench.report import run_status
+
+    ok = {"status": "ok", "seconds": 3.0}
+    assert run_status({"00_quickstart": ok, "07_report": {"status": "running"}}) == "running"  # 07 on its own run
+    assert run_status({"00_quickstart": ok, "01_data_curation": {"status": "pending"}}) == "running"
+    assert run_status({"00_quickstart": ok, "01_data_curation": {"status": "failed"}, "07_report": {"status": "running"}}) == "failed"
+    assert run_status({"00_quickstart": ok, "07_report": ok}) == "ok"

@@ -81,10 +81,19 @@ def load_runs(folder: str | os.PathLike) -> tuple[list[RunInfo], list[TableSpec]
         params = yaml.safe_load((folder / "params.yaml").read_text()) if (folder / "params.yaml").exists() else {}
         seed = (params.get("params") or {}).get("seed")
         status = read_json(folder / "status.json") if (folder / "status.json").exists() else {}
-        frame = pd.DataFrame([{"run": folder.name, "status": "ok" if all(s.get("status") == "ok" for s in status.values()) else "failed",
+        frame = pd.DataFrame([{"run": folder.name, "status": run_status(status),
                                "seed": seed, "seconds": sum(s.get("seconds") or 0 for s in status.values())}])
         return [RunInfo(folder.name, seed, {}, folder, read_json(folder / "metrics.json"))], list(DEFAULT_TABLES), frame
     raise WorkbenchError(f"{folder}: neither a sweep folder ({REGISTRY}) nor a run folder (metrics.json)")
+
+
+def run_status(status: dict[str, dict[str, Any]]) -> str:
+    """One word for a run folder's ``status.json``: "failed" if a chapter failed, else "running" while a
+    chapter is running or pending (07 reporting on its own run sees itself running), else "ok"."""
+    states = {s.get("status") for s in status.values()}
+    if "failed" in states:
+        return "failed"
+    return "running" if states & {"running", "pending"} else "ok"
 
 
 def _grid_label(grid: dict[str, Any]) -> str:
