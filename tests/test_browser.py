@@ -67,59 +67,42 @@ def _inputs(root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pairs, dmap
 
 
-def _notebook(root: Path, out_dir: Path) -> None:
+def _write_notebook(path: Path, *cells: str) -> None:
+    """A notebook of code ``cells`` on the project's kernel."""
     import nbformat
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python (workbench)", "language": "python"}
-    nb.cells = [
-        nbformat.v4.new_code_cell(
-            "import pandas as pd\n"
-            "from workbench.viz.explorer import DataMapExplorer\n\n"
-            "pairs = pd.read_parquet('pairs.parquet')\n"
-            "dmap = pd.read_parquet('map.parquet')"
-        ),
-        nbformat.v4.new_code_cell(
-            f"ex = DataMapExplorer(dmap, pairs, out_dir={str(out_dir)!r}, color='category')\nex"
-        ),
-    ]
-    nbformat.write(nb, root / "explorer.ipynb")
-    linked = nbformat.v4.new_notebook()
-    linked.metadata["kernelspec"] = nb.metadata["kernelspec"]
-    linked.cells = [
-        nbformat.v4.new_code_cell(
-            "import pandas as pd\n"
-            "from workbench.models import BiEncoder\n"
-            "from workbench.viz.explorer import DataMapExplorer\n\n"
-            "pairs = pd.read_parquet('pairs.parquet')\n"
-            "dmap = pd.read_parquet('map.parquet')\n"
-            "dynamics = pd.read_parquet('dynamics.parquet')"
-        ),
-        nbformat.v4.new_code_cell(
-            f"lx = DataMapExplorer(dmap, pairs, out_dir={str(out_dir)!r}, color='category', dynamics=dynamics,\n"
-            "                     encoder=BiEncoder.load('minilm'), projection='pca', top_k=5)\nlx"
-        ),
-    ]
-    nbformat.write(linked, root / "linked.ipynb")
-    cases = nbformat.v4.new_notebook()
-    cases.metadata["kernelspec"] = nb.metadata["kernelspec"]
-    cases.cells = [
-        nbformat.v4.new_code_cell(
-            "import pandas as pd\n"
-            "from workbench import case_studies as cs\n"
-            "from workbench.tasks import task_from_pairs\n"
-            "from workbench.embeddings import embed_task\n"
-            "from workbench.models import BiEncoder\n\n"
-            f"task = task_from_pairs(pd.read_parquet('pairs.parquet').head({CASES}), 'train{CASES}')\n"
-            "# two real models that rank differently: MiniLM reading 256 code tokens, and reading only 12\n"
-            "emb = {'code 256': {task.name: embed_task(BiEncoder.load('minilm'), task, show_progress=False)},\n"
-            "       'code 12': {task.name: embed_task(BiEncoder.load('minilm', max_code_len=12), task, show_progress=False)}}\n"
-            "cases = cs.case_table(cs.rankings(emb), 'code 256', 'code 12')\n"
-            "cases.to_parquet('cases.parquet')"
-        ),
-        nbformat.v4.new_code_cell("viewer = cs.CaseViewer(emb, cases, ['code 256', 'code 12'], k=3)\nviewer"),
-    ]
-    nbformat.write(cases, root / "cases.ipynb")
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, path)
+
+
+def _notebook(root: Path, out_dir: Path) -> None:
+    load = "import pandas as pd\nfrom workbench.viz.explorer import DataMapExplorer\n\n" \
+           "pairs = pd.read_parquet('pairs.parquet')\ndmap = pd.read_parquet('map.parquet')"
+    _write_notebook(root / "explorer.ipynb", load,
+                    f"ex = DataMapExplorer(dmap, pairs, out_dir={str(out_dir)!r}, color='category')\nex")
+    _write_notebook(
+        root / "linked.ipynb",
+        load + "\ndynamics = pd.read_parquet('dynamics.parquet')\nfrom workbench.models import BiEncoder",
+        f"lx = DataMapExplorer(dmap, pairs, out_dir={str(out_dir)!r}, color='category', dynamics=dynamics,\n"
+        "                     encoder=BiEncoder.load('minilm'), projection='pca', top_k=5)\nlx",
+    )
+    _write_notebook(
+        root / "cases.ipynb",
+        "import pandas as pd\n"
+        "from workbench import case_studies as cs\n"
+        "from workbench.tasks import task_from_pairs\n"
+        "from workbench.embeddings import embed_task\n"
+        "from workbench.models import BiEncoder\n\n"
+        f"task = task_from_pairs(pd.read_parquet('pairs.parquet').head({CASES}), 'train{CASES}')\n"
+        "# two real models that rank differently: MiniLM reading 256 code tokens, and reading only 12\n"
+        "emb = {'code 256': {task.name: embed_task(BiEncoder.load('minilm'), task, show_progress=False)},\n"
+        "       'code 12': {task.name: embed_task(BiEncoder.load('minilm', max_code_len=12), task, show_progress=False)}}\n"
+        "cases = cs.case_table(cs.rankings(emb), 'code 256', 'code 12')\n"
+        "cases.to_parquet('cases.parquet')",
+        "viewer = cs.CaseViewer(emb, cases, ['code 256', 'code 12'], k=3)\nviewer",
+    )
 
 
 @pytest.fixture(scope="module")

@@ -189,6 +189,10 @@ class CrossFilter:
         else:
             self._brushes.pop(view, None)
 
+    def brush_mask(self, view: str) -> np.ndarray | None:
+        """The points ``view``'s brush holds on its own (None when the view has no brush)."""
+        return self._brushes.get(view)
+
     @property
     def brushes(self) -> dict[str, int]:
         """The views that hold a brush, with the points each brush holds on its own."""

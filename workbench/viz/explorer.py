@@ -571,7 +571,7 @@ class DataMapExplorer:
         idx = self._points_in(selections or (), view)
         if idx is None:
             return
-        current = self._cf._brushes.get(view)
+        current = self._cf.brush_mask(view)
         have = np.flatnonzero(current) if current is not None else np.empty(0, dtype=np.int64)
         if not np.array_equal(idx, have):
             self._brush(view, idx)
@@ -649,17 +649,20 @@ class DataMapExplorer:
             self._emb = emb / np.where(norms > 0, norms, 1.0)
         return self._emb
 
-    def _nearest(self, text: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if self.encoder is None:
+    def _nearest(self, text: str | None, k: int, code_row: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` codes nearest to ``text`` encoded as a query (or, without a model, to the code of
+        ``code_row``), best first: ``retrieval.search``, the exact search every chapter uses."""
+        from workbench.retrieval import search
+
+        if self.encoder is None and code_row is None:
             raise ParameterError("DataMapExplorer: a text search by meaning needs encoder= (the run's model)")
         emb = self.code_embeddings()
-        q = np.asarray(self.encoder.encode([text], "query", show_progress=False), dtype=np.float32)[0]
-        q = q / (np.linalg.norm(q) or 1.0)
-        scores = emb @ q
-        k = min(int(k), len(scores))
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return top, scores[top]
+        if self.encoder is None:
+            q = emb[code_row]  # without a model, the pair's own code stands in for its query
+        else:
+            q = np.asarray(self.encoder.encode([text], "query", show_progress=False), dtype=np.float32)[0]
+        scores, top = search((q / (np.linalg.norm(q) or 1.0))[None, :], emb, k)
+        return top[0], scores[0]
 
     def semantic_search(self, text: str, k: int = 50) -> pd.DataFrame:
         """Select the ``k`` pairs whose code the run's model finds nearest to ``text`` (encoded as a
@@ -781,18 +784,8 @@ class DataMapExplorer:
         self._inspected = str(pair_id)
         hits = pd.DataFrame(columns=["pair_id", "score", "code"])
         if self.encoder is not None or self._emb is not None:
-            if self.encoder is None:
-                emb = self._emb
-                q = emb[loc]  # without a model, the pair's own code stands in for its query
-            else:
-                emb = self.code_embeddings()
-                q = np.asarray(self.encoder.encode([str(self._pairs["query"].iloc[loc])], "query",
-                                                   show_progress=False), dtype=np.float32)[0]
-            scores = emb @ (q / (np.linalg.norm(q) or 1.0))
-            k = min(self.top_k, len(scores))
-            top = np.argpartition(-scores, k - 1)[:k]
-            top = top[np.argsort(-scores[top], kind="stable")]
-            hits = pd.DataFrame({"pair_id": self._map["pair_id"].to_numpy()[top], "score": scores[top],
+            top, scores = self._nearest(str(self._pairs["query"].iloc[loc]), self.top_k, code_row=loc)
+            hits = pd.DataFrame({"pair_id": self._map["pair_id"].to_numpy()[top], "score": scores,
                                  "code": self._pairs["code"].to_numpy()[top]})
         self._hits = hits
         self._refresh_inspector()
@@ -878,7 +871,7 @@ class DataMapExplorer:
             shown = set(summary[self.bar_column].astype(str))
             s = col.astype(str)
             mask = (~s.isin(shown - {"(other)"})).to_numpy() if value == "(other)" else (s == value).to_numpy()
-        current = self._cf._brushes.get("bar")
+        current = self._cf.brush_mask("bar")
         if current is not None and np.array_equal(current, mask):
             return self._brush("bar", np.empty(0, dtype=np.int64))
         return self._brush("bar", np.flatnonzero(mask))
@@ -890,10 +883,7 @@ class DataMapExplorer:
     def table_rows(self) -> pd.DataFrame:
         """The pairs the table lists: the selection as the other views make it (the table's own
         rows chosen do not narrow it), first ``max_listed``."""
-        mask = self._cf.selected_except("table")
-        if not (set(self._cf._brushes) - {"table"}):
-            mask = self._cf.view_mask
-        return self._cf.table.loc[mask].head(self.max_listed)
+        return self._cf.table.loc[self._cf.selected_except("table")].head(self.max_listed)
 
     def choose_rows(self, pair_ids: Iterable[str]) -> pd.DataFrame:
         """Choose rows of the table (a brush of their own: every view shows them); the first is inspected."""
@@ -1276,7 +1266,7 @@ class DataMapExplorer:
             w.value = tuple(chosen)
         finally:
             self._syncing = False
-        total = int((self._cf.selected_except("table") if set(self._cf.brushes) - {"table"} else self._cf.view_mask).sum())
+        total = int(self._cf.selected_except("table").sum())
         self._w["table_head"].value = (f"<b>table</b>: {total} pair{'s' if total != 1 else ''}"
                                        + (f", the first {len(rows)} listed" if total > len(rows) else "")
                                        + "; choose rows to select them everywhere and inspect the first")
