@@ -26,6 +26,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# a bf16 row measures bf16, also on a CPU without fast bf16 (where the workbench itself falls back to fp32)
+os.environ.setdefault("WORKBENCH_BF16", "force")
 
 
 def peak_rss_mb() -> float:
@@ -79,6 +81,13 @@ def matmul_peak_gflops(n: int = 2048, repeats: int = 3) -> dict[str, float]:
     return out
 
 
+def _cpu_fast_bf16() -> bool:
+    """Whether this CPU has fast bf16 (``runtime.bf16_supported`` without the environment override)."""
+    from workbench.runtime import _device_has_bf16
+
+    return _device_has_bf16("cpu", None)
+
+
 def machine() -> dict[str, Any]:
     import torch
 
@@ -92,6 +101,8 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(), "processor": platform.processor() or platform.machine(),
         "load_avg_1min": round(os.getloadavg()[0], 2), "commit": commit,
         "date": time.strftime("%Y-%m-%d %H:%M"),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_fast_bf16": _cpu_fast_bf16(),
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)

@@ -149,8 +149,9 @@ def test_training_with_mixup_runs_resumes_and_keeps_old_keys(minilm, pairs, tmp_
 
 
 @pytest.mark.parametrize("layer", [None, 2])
-def test_mixup_under_bf16_autocast(minilm, pairs, tmp_path, layer):
+def test_mixup_under_bf16_autocast(minilm, pairs, tmp_path, layer, monkeypatch):
     """The GPU preset trains in bf16: both mixing points must work under autocast (CPU autocast here)."""
+    monkeypatch.setenv("WORKBENCH_BF16", "force")  # bf16 even on a CPU that is slow at it
     cfg = TrainConfig(epochs=1, batch_size=8, max_steps=1, bf16=True, mixup_alpha=0.4, mixup_layer=layer)
     res = train(copy.deepcopy(minilm), pairs, cfg, tmp_path / "bf16", show_progress=False)
-    assert res.steps == 1 and np.isfinite(res.history["loss"]).all()
+    assert res.config.bf16 and res.steps == 1 and np.isfinite(res.history["loss"]).all()

@@ -163,10 +163,41 @@ def test_runtime_helpers(monkeypatch):
     a = torch.rand(3)
     seed_everything(3)
     assert torch.equal(a, torch.rand(3))
+    monkeypatch.setenv("WORKBENCH_BF16", "force")  # bf16 even on a CPU that is slow at it
     with autocast_context("cpu", True):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
     with autocast_context("cpu", False):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+
+
+def test_bf16_asked_for_on_a_cpu_slow_at_it_computes_and_records_fp32(encoder, pairs, tmp_path, monkeypatch):
+    """Without fast bf16 (an AVX2-only CPU emulates it, about 30x slower than fp32), a bf16 request
+    trains, encodes and keys its caches in fp32, and says so once; ``$WORKBENCH_BF16`` overrides."""
+    from workbench import runtime
+    from workbench.retrieval import encoder_key
+
+    monkeypatch.delenv("WORKBENCH_BF16", raising=False)
+    monkeypatch.setattr(runtime, "_device_has_bf16", lambda device_type, index: False)
+    monkeypatch.setattr(runtime, "_warned", set())
+    with pytest.warns(RuntimeWarning, match="fp32 instead"):
+        with autocast_context("cpu", True):
+            assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float32
+    res = train(encoder, pairs.iloc[:8], fast_config(max_steps=1, bf16=True), tmp_path / "run", show_progress=False)
+    assert res.config.bf16 is False
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["config"]["bf16"] is False
+    codes = pairs["code"].tolist()[:4]
+    assert np.array_equal(encoder.encode(codes, "code", bf16=True, show_progress=False),
+                          encoder.encode(codes, "code", show_progress=False))
+    assert encoder_key(encoder, True) == encoder_key(encoder, False)
+    monkeypatch.setenv("WORKBENCH_BF16", "force")
+    assert runtime.bf16_supported("cpu") and encoder_key(encoder, True)["bf16"] is True
+    monkeypatch.setattr(runtime, "_device_has_bf16", lambda device_type, index: True)
+    assert runtime.effective_bf16("cpu", True)
+    monkeypatch.setenv("WORKBENCH_BF16", "off")
+    assert not runtime.effective_bf16("cpu", True)
+    monkeypatch.setenv("WORKBENCH_BF16", "sometimes")
+    with pytest.raises(ParameterError, match="WORKBENCH_BF16"):
+        runtime.bf16_supported("cpu")
 
 
 # ------------------------------------------------------------------------------- real training

@@ -248,10 +248,12 @@ def comparison_suite(params: Params) -> tuple[pd.DataFrame, dict[str, pd.DataFra
 
 
 def _eval_key(tasks: dict[str, RetrievalTask], params: Params) -> str:
+    from .runtime import effective_bf16, pick_device
     from .store import cache_key
 
     shape = {n: [len(t.queries), len(t.corpus), sorted(t.queries)[:5], t.meta.get("pool_size")] for n, t in tasks.items()}
-    key = {"tasks": shape, "k": params.k, "bf16": params.bf16_eval, "n_boot": params.n_boot, "seed": params.seed}
+    bf16 = effective_bf16(pick_device(params.device), params.bf16_eval)  # the precision it is computed in
+    key = {"tasks": shape, "k": params.k, "bf16": bf16, "n_boot": params.n_boot, "seed": params.seed}
     if params.eval_seed is not None:  # unset keeps the keys of existing caches
         key["eval_seed"] = params.eval_seed
     if params.wise_alpha < 1.0:  # the evaluated model depends on it (1.0 keeps the keys of existing caches)

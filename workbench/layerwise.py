@@ -20,9 +20,10 @@ import torch
 
 from .errors import ParameterError
 from .evaluation import metrics_from_table, ranking_table
-from .models.encoder import autocast, pool
+from .models.encoder import pool
 from .progress import tqdm
 from .retrieval import encoder_key
+from .runtime import autocast_context
 from .store import atomic_write_parquet, cache_key
 from .tasks import RetrievalTask
 
@@ -48,7 +49,7 @@ def layer_embeddings(
             idx = order[s : s + batch_size]
             feats = encoder.tokenize([texts[i] for i in idx], kind)
             inputs = {k: v for k, v in feats.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
-            with autocast(encoder.device, bf16):
+            with autocast_context(encoder.device, bf16):
                 hidden = encoder.model(**inputs, output_hidden_states=True).hidden_states
             for layer, h in enumerate(hidden):
                 e = pool(h.float(), feats["attention_mask"], encoder.pooling)

@@ -7,8 +7,10 @@ in CI and on a GPU box is configured the same way.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
+import warnings
 
 import numpy as np
 import torch
@@ -16,7 +18,8 @@ import torch
 from workbench.errors import ParameterError
 from workbench.threads import thread_cap
 
-__all__ = ["set_threads", "seed_everything", "pick_device", "autocast_context", "tf32_context"]
+__all__ = ["set_threads", "seed_everything", "pick_device", "bf16_supported", "effective_bf16", "autocast_context",
+           "tf32_context"]
 
 
 def set_threads(n: int | None) -> int:
@@ -92,18 +95,65 @@ def pick_device(prefer: str | torch.device = "auto") -> torch.device:
     raise ParameterError(f"device: expected 'auto', 'cpu' or 'cuda[:N]', got {prefer!r}")
 
 
+@functools.cache
+def _device_has_bf16(device_type: str, index: int | None) -> bool:
+    if device_type == "cuda":
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    try:  # oneDNN's own test: AVX-512 (BW, VL, DQ) or AMX-BF16 on x86, bf16 instructions on Arm
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN
+        return False
+
+
+def bf16_supported(device: torch.device | str) -> bool:
+    """Whether bf16 autocast runs at speed on ``device``: a CUDA GPU with bf16 (Ampere or later), or a
+    CPU with bf16 kernels in oneDNN (AVX-512 or AMX on x86; the 2-core machines of 2026-11 had
+    AVX-512-BF16: bf16 matmuls 3x fp32). On an AVX2-only CPU (AMD Zen 3, most laptops before 2023)
+    torch emulates bf16 matmuls: 0.75 against 24.7 GFLOP/s for fp32 (512^3, one thread, AMD EPYC Zen
+    3, 2026-12-07), so a bf16 run there is an order of magnitude slower than fp32.
+    ``$WORKBENCH_BF16`` overrides the answer: ``force`` (bf16 wherever asked, e.g. to reproduce a bf16
+    run's numbers on such a CPU) or ``off`` (never)."""
+    mode = os.environ.get("WORKBENCH_BF16", "auto").strip().lower()
+    if mode not in ("auto", "force", "off"):
+        raise ParameterError(f"$WORKBENCH_BF16: expected auto, force or off, got {mode!r}")
+    if mode != "auto":
+        return mode == "force"
+    d = torch.device(device)
+    return _device_has_bf16(d.type, d.index)
+
+
+_warned: set[str] = set()
+
+
+def effective_bf16(device: torch.device | str, bf16: bool) -> bool:
+    """``bf16`` where :func:`bf16_supported`, else False with a warning (once per device type) that the
+    run computes in fp32: its numbers are then fp32 numbers, and cache keys record that (trained
+    models, embeddings and evaluations say the precision they were computed in, not the one asked for)."""
+    if not bf16:
+        return False
+    device_type = torch.device(device).type
+    if device_type not in ("cpu", "cuda"):
+        raise ParameterError(f"bf16: autocast supports cpu and cuda devices, not {device_type!r}")
+    if bf16_supported(device):
+        return True
+    if device_type not in _warned:
+        _warned.add(device_type)
+        warnings.warn(f"bf16 was asked for, but this {device_type.upper()} has no fast bf16 (see "
+                      "workbench.runtime.bf16_supported): computing in fp32 instead; "
+                      "WORKBENCH_BF16=force uses bf16 anyway", RuntimeWarning, stacklevel=2)
+    return False
+
+
 def autocast_context(device: torch.device | str, bf16: bool) -> contextlib.AbstractContextManager:
-    """``torch.autocast(device_type, dtype=torch.bfloat16)`` when ``bf16``, else a no-op context.
+    """``torch.autocast(device_type, dtype=torch.bfloat16)`` when ``bf16`` and the device computes it fast
+    (:func:`effective_bf16`), else a no-op context.
 
     Works on CPU and CUDA. Under autocast, matmuls run in bfloat16 while reductions such as
     softmax stay in float32; losses should still be computed from float32 casts (``info_nce`` does).
     """
-    if not bf16:
+    if not effective_bf16(device, bf16):
         return contextlib.nullcontext()
-    device_type = torch.device(device).type
-    if device_type not in ("cpu", "cuda"):
-        raise ParameterError(f"bf16: autocast supports cpu and cuda devices, not {device_type!r}")
-    return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
 
 
 @contextlib.contextmanager

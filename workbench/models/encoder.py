@@ -9,7 +9,6 @@ sentence-transformers layout (Transformer -> Pooling -> Normalize), so
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from workbench.progress import tqdm
+from workbench.runtime import autocast_context
 
 from ..errors import ParameterError
 from ..store import atomic_write_json
@@ -61,13 +61,6 @@ def _pooling_from_st_config(folder: Path) -> str | None:
     if c.get("pooling_mode_mean_tokens"):
         return "mean"
     return None
-
-
-def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CPU or CUDA when ``enabled``; a no-op otherwise."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 class BiEncoder(torch.nn.Module):
@@ -211,7 +204,7 @@ class BiEncoder(torch.nn.Module):
             bar = tqdm(starts, desc=f"encode {kind}", unit="batch", disable=not show_progress, mininterval=5)
             for s in bar:
                 idx = order[s : s + batch_size]
-                with autocast(self.device, bf16):
+                with autocast_context(self.device, bf16):
                     emb = self.embed([texts[i] for i in idx], kind)
                 out[idx] = emb.float().cpu().numpy()
         finally:

@@ -65,6 +65,7 @@ logits) but lowers p_gold and adds a little noise to the loss; it is not masked.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import math
 import os
@@ -80,7 +81,7 @@ import torch
 from workbench.errors import ParameterError
 from workbench.pairs import check_pairs
 from workbench.progress import tqdm
-from workbench.runtime import seed_everything, tf32_context
+from workbench.runtime import effective_bf16, seed_everything, tf32_context
 from workbench.store import atomic_write_json, atomic_write_parquet, cache_key
 from workbench.training import distributed
 from workbench.training.checkpoint import (
@@ -258,6 +259,8 @@ def train(
     if isinstance(config, dict):
         config = TrainConfig.from_dict(config)
     config = (config or TrainConfig()).validate()
+    # the precision it really trains in (fp32 on a CPU without fast bf16): the resume key records it
+    config = dataclasses.replace(config, bf16=effective_bf16(encoder.device, config.bf16))
     df = check_pairs(pairs)[["id", "query", "code"]]
     df["id"] = df["id"].astype(str)
     distributed.init_from_env()
