@@ -330,6 +330,10 @@ class LlamaCppBackend:
     def chat(self, messages: list[Message], sampling: Sampling) -> str:
         check_messages(messages)
         with self._lock:
+            # no reuse of the previous request's cached prefix: evaluating only the new tokens changes the
+            # logits' rounding (on AVX2 enough to flip a greedy choice), so a request's text would depend
+            # on the one before it
+            self._llm.reset()
             out = self._llm.create_chat_completion(
                 messages=messages,
                 temperature=float(sampling.temperature),
