@@ -140,6 +140,8 @@ def test_sliders_recategorize_like_cartography(explorer, map_df, pairs):
     # one number per point and a stepped colour scale: the colour painted is the region's
     assert decode_colours(trace.marker.color, trace.marker.colorscale) == [CATEGORY_COLORS[c] for c in cats]
     assert explorer.point_colours() == [CATEGORY_COLORS[c] for c in cats]
+    # each hover names the pair's region under the new thresholds
+    assert trace.hovertemplate.startswith("region: %{text}") and list(trace.text) == cats
     assert [t.name for t in fig.data[1:]] == [f"{c} ({n})" for c, n in zip(CATEGORIES, counts)]
     label = explorer.controls["counts"].value
     assert all(f"{c}: <b>{n}</b>" in label for c, n in zip(CATEGORIES, counts))
@@ -161,6 +163,7 @@ def test_sliders_recategorize_like_cartography(explorer, map_df, pairs):
     assert decode_colours(trace.marker.color, trace.marker.colorscale) == [
         CATEGORY_COLORS[c] for c in want["category"].astype(str)
     ]
+    assert list(trace.text) == want["category"].astype(str).tolist()  # the slider renames the hovers too
 
     # back to correctness: a continuous scale over the same trace
     c["color"].value = "correctness"

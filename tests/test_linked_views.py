@@ -275,5 +275,8 @@ def test_beyond_max_points_a_sample_is_drawn_and_every_pair_selected(pairs, dyna
     before = fig.layout.images[0].source
     ex.set_thresholds(ambiguous_q=0.4)  # new colours: a new image
     assert fig.layout.images[0].source != before
+    # the drawn markers' hovers name their regions under the new thresholds, in both views
+    regions = ex.data["category"].astype(str).to_numpy()[ex._shown].tolist()
+    assert list(fig.data[0].text) == regions and list(pj.data[0].text) == regions
     with pytest.raises(ParameterError, match="max_points must be a positive integer"):
         DataMapExplorer(m, pairs, max_points=0)

@@ -908,6 +908,10 @@ class DataMapExplorer:
         )
         self._recategorize(**q)
         with self._batched():
+            if self._w is not None:  # the hovers name the new regions
+                for name in ("figure", "projection"):
+                    if name in self._w:
+                        self._w[name].data[0].text = self._region_text()
             self._refresh_figure(colors_only=True)
             self._refresh_selection(origin=None)
         self._sync_sliders()
@@ -1095,11 +1099,16 @@ class DataMapExplorer:
             axis=1,
         )
         template = (
-            "variability: %{x:.3f}<br>confidence: %{y:.3f}<br>correctness: %{customdata[3]}<br>"
+            "region: %{text}<br>variability: %{x:.3f}<br>confidence: %{y:.3f}<br>correctness: %{customdata[3]}<br>"
             "pair_id: %{customdata[0]}<br>query: %{customdata[1]}<br>"
             "code: %{customdata[2]}<extra></extra>"
         )
         return custom, template
+
+    def _region_text(self) -> np.ndarray:
+        """Each drawn marker's region under the current thresholds (its hover's first line): only the
+        drawn sample travels, so a threshold change sends at most ``max_points`` short strings."""
+        return self._sub(self._category)
 
     def _legend_names(self) -> list[str]:
         return [f"{c} ({int(v)})" for c, v in self.counts.items()]
@@ -1115,6 +1124,7 @@ class DataMapExplorer:
                 name="pairs" if self._shown is None else f"{len(self._shown)} of {len(self)} pairs",
                 showlegend=False,
                 customdata=custom,
+                text=self._region_text(),
                 hovertemplate=template,
                 marker=dict(size=self.marker_size, opacity=0.7 if self._shown is None else 0.35,
                             **self._marker_colors()),
@@ -1160,8 +1170,8 @@ class DataMapExplorer:
         fig.add_trace(
             go.Scattergl(
                 x=self._sub(t["x"].to_numpy(dtype=float)), y=self._sub(t["y"].to_numpy(dtype=float)), mode="markers",
-                name="pairs", showlegend=False, customdata=custom,
-                hovertemplate="pair_id: %{customdata[0]}<br>query: %{customdata[1]}<br>"
+                name="pairs", showlegend=False, customdata=custom, text=self._region_text(),
+                hovertemplate="region: %{text}<br>pair_id: %{customdata[0]}<br>query: %{customdata[1]}<br>"
                               "code: %{customdata[2]}<extra></extra>",
                 marker=dict(size=self.marker_size, opacity=0.7, **self._marker_colors()),
                 unselected=dict(marker=dict(opacity=0.12)),
