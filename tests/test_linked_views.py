@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from stdlib_pairs import mine_stdlib_pairs
 
-from workbench.cartography import data_map, map_over_time
+from workbench.cartography import CATEGORIES, data_map, map_over_time
 from workbench.errors import ParameterError
 from workbench.viz import DataMapExplorer, load_subset
 from workbench.viz.crossfilter import CrossFilter
@@ -132,6 +132,33 @@ def test_a_lasso_in_one_view_highlights_the_same_pairs_in_every_view(explorer):
     assert list(proj.data[0].selectedpoints) == [9]
     explorer.clear_selection()
     assert fig.data[0].selectedpoints is None and proj.data[0].selectedpoints is None
+
+
+def test_the_table_sorts_the_whole_selection_by_any_column(explorer):
+    t = explorer.crossfilter.table
+    table, c = explorer.controls["table"], explorer.controls
+    explorer.max_listed = 5  # (a fresh explorer per test)
+    hard = explorer.filter("category", ["hard-to-learn"])
+    assert hard > 5
+    # the least confident hard pairs: sorted over every pair in view, then the first five listed
+    rows = explorer.sort_table("confidence")
+    want = t[t["category"] == "hard-to-learn"].sort_values("confidence", kind="stable")["pair_id"].head(5).tolist()
+    assert rows["pair_id"].tolist() == want and [v for _, v in table.options] == want
+    assert all(f"confidence {t.set_index('pair_id').loc[p, 'confidence']:.3f}" in label for label, p in table.options)
+    assert (c["sort_by"].value, c["sort_desc"].value) == ("confidence", False)
+    # the widgets drive the same call: the longest code first
+    c["sort_by"].value = "code_lines"
+    c["sort_desc"].value = True
+    assert explorer.table_sort == ("code_lines", True)
+    lines = t.set_index("pair_id").loc[[v for _, v in table.options], "code_lines"].tolist()
+    assert lines == sorted(lines, reverse=True) and lines[0] == t.loc[t["category"] == "hard-to-learn", "code_lines"].max()
+    # regions sort in their own order; back to the map's order
+    explorer.clear_filters()
+    cats = explorer.sort_table("category")["category"].astype(str)
+    assert cats.iloc[0] == next(k for k in CATEGORIES if (t["category"] == k).any())
+    assert explorer.sort_table(None)["pair_id"].tolist() == t["pair_id"].head(5).tolist() and c["sort_by"].value == ""
+    with pytest.raises(ParameterError, match="sort_table: by must be None or a column"):
+        explorer.sort_table("nope")
 
 
 def test_filters_search_and_bars_drive_every_view(explorer):

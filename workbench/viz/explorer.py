@@ -64,6 +64,13 @@ SUBSET_COLUMNS = ("id", "query", "code")  # what a training subset must hold
 # what ``export`` can write besides the selection (Select then MixUp keeps ambiguous + hard-to-learn)
 AMBIGUOUS_HARD = "ambiguous+hard-to-learn"
 EXPORT_CHOICES = ("selection", "view", *cartography.CATEGORIES, AMBIGUOUS_HARD)
+
+
+def _cell(v: Any) -> str:
+    """A table value as a row shows it: floats to three decimals."""
+    return f"{v:.3f}" if isinstance(v, float | np.floating) else str(v)
+
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _MAP_NEEDS = ("pair_id", "confidence", "variability", "correctness")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -355,6 +362,7 @@ class DataMapExplorer:
         self._marks: dict[tuple[str, str], None] = {}  # (query's pair, retrieved code's pair): false negative
         self._w: dict[str, Any] | None = None  # the widgets, built on first use
         self._syncing = False
+        self._sort: tuple[str | None, bool] = (None, False)  # the table's order: (column or None, descending)
 
     def _table(self) -> pd.DataFrame:
         """The crossfilter's table: map columns, category, pair columns and two lengths, in plot order."""
@@ -882,8 +890,40 @@ class DataMapExplorer:
 
     def table_rows(self) -> pd.DataFrame:
         """The pairs the table lists: the selection as the other views make it (the table's own
-        rows chosen do not narrow it), first ``max_listed``."""
-        return self._cf.table.loc[self._cf.selected_except("table")].head(self.max_listed)
+        rows chosen do not narrow it), in the order ``sort_table`` set, first ``max_listed``."""
+        rows = self._cf.table.loc[self._cf.selected_except("table")]
+        by, descending = self._sort
+        if by is not None:
+            key = None
+            if by == "category":  # the regions in their own order, not alphabetical
+                rank = {c: i for i, c in enumerate(cartography.CATEGORIES)}
+                key = lambda s: s.astype(str).map(rank)  # noqa: E731
+            rows = rows.sort_values(by, ascending=not descending, kind="stable", na_position="last", key=key)
+        return rows.head(self.max_listed)
+
+    @property
+    def table_sort(self) -> tuple[str | None, bool]:
+        """The table's order: (column, descending); (None, False) is the map's order."""
+        return self._sort
+
+    def sort_table(self, by: str | None, descending: bool = False) -> pd.DataFrame:
+        """Order the table by a column of ``crossfilter.table`` (None: the map's order). The whole
+        selection is sorted before the first ``max_listed`` are listed, so "the least confident pairs of
+        this region" is a selection and one call. Returns ``table_rows()``."""
+        if by is not None and by not in self._cf.table.columns:
+            raise ParameterError(
+                f"sort_table: by must be None or a column of the table ({list(self._cf.table.columns)}), got {by!r}"
+            )
+        self._sort = (by, bool(descending))
+        if self._w is not None:
+            self._syncing = True
+            try:
+                self._w["sort_by"].value = by or ""
+                self._w["sort_desc"].value = bool(descending)
+            finally:
+                self._syncing = False
+        self._refresh_table()
+        return self.table_rows()
 
     def choose_rows(self, pair_ids: Iterable[str]) -> pd.DataFrame:
         """Choose rows of the table (a brush of their own: every view shows them); the first is inspected."""
@@ -1267,7 +1307,12 @@ class DataMapExplorer:
         if self._w is None:
             return
         rows = self.table_rows()
-        opts = [(f"{r.pair_id} · {r.category} · {_short(r.query, 70)}", r.pair_id) for r in rows.itertuples()]
+        by = self._sort[0]
+        if by in (None, "pair_id", "category", "query"):
+            opts = [(f"{r.pair_id} · {r.category} · {_short(r.query, 70)}", r.pair_id) for r in rows.itertuples()]
+        else:  # the sorted column's value beside each row
+            opts = [(f"{pid} · {cat} · {by} {_cell(v)} · {_short(q, 60)}", pid)
+                    for pid, cat, v, q in zip(rows["pair_id"], rows["category"], rows[by], rows["query"])]
         w = self._w["table"]
         chosen = [v for v in w.value if v in {o[1] for o in opts}]
         self._syncing = True
@@ -1501,6 +1546,12 @@ class DataMapExplorer:
         # the table and the inspector
         w["table_head"] = W.HTML("")
         w["table"] = W.SelectMultiple(options=[], rows=10, layout=W.Layout(width="760px"))
+        w["sort_by"] = W.Dropdown(options=[("map order", ""), *[(c, c) for c in columns if c != "code"]],
+                                  value=self._sort[0] or "", description="sort by", layout=W.Layout(width="260px"))
+        w["sort_desc"] = W.Checkbox(value=self._sort[1], description="descending", indent=False)
+        for k in ("sort_by", "sort_desc"):
+            w[k].observe(lambda _ch: None if self._syncing else
+                         self.sort_table(w["sort_by"].value or None, w["sort_desc"].value), names="value")
         w["table"].observe(self._on_table, names="value")
         w["inspect_pair"] = W.HTML("<i style='color:#777'>choose a row of the table to inspect its pair</i>")
         w["inspect_hits"] = W.HTML("")
@@ -1543,7 +1594,7 @@ class DataMapExplorer:
                     [w["figure"], W.VBox([sliders, help_, find, export], layout=W.Layout(padding="40px 0 0 10px"))]
                 ),
                 W.HBox(linked),
-                w["table_head"],
+                W.HBox([w["table_head"], w["sort_by"], w["sort_desc"]]),
                 w["table"],
                 inspector,
                 w["panel"],
