@@ -138,6 +138,13 @@ def test_the_table_sorts_the_whole_selection_by_any_column(explorer):
     t = explorer.crossfilter.table
     table, c = explorer.controls["table"], explorer.controls
     explorer.max_listed = 5  # (a fresh explorer per test)
+    assert t["code_lines"].tolist() == (t["code"].str.count("\n") + 1).tolist()  # counted in Arrow's buffer
+    from workbench.viz.explorer import _line_counts
+
+    odd = pd.Series(["", "a", "a\n", "\n\nb", "ünï\ncode"] * 3)
+    want = (odd.str.count("\n") + 1).tolist()
+    assert _line_counts(odd).tolist() == want == _line_counts(odd.astype(object)).tolist()
+    assert _line_counts(odd.astype("string").iloc[5:]).tolist() == want[5:]
     hard = explorer.filter("category", ["hard-to-learn"])
     assert hard > 5
     # the least confident hard pairs: sorted over every pair in view, then the first five listed
