@@ -35,6 +35,7 @@ from workbench.llm import (
     stop_servers,
     verify_model_file,
 )
+from workbench.llm.backends import PROMPT_CHUNK
 
 GREEDY = Sampling(temperature=0.0, top_p=1.0, max_tokens=8, seed=1)
 HELLO = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello."}]
@@ -297,6 +298,23 @@ def test_llama_cpp_in_process_is_repeatable():
         assert a.strip() and backend.chat(HELLO, greedy) == a
         hot = Sampling(temperature=0.9, top_p=0.95, max_tokens=12, seed=5)
         assert backend.chat(HELLO, hot) == backend.chat(HELLO, hot)  # same seed, same text
+        # requests sharing a long prefix (as every rewrite request shares its examples): the prefix is
+        # reused from the cache in whole chunks, and each text is the one a fresh backend gives
+        system = {"role": "system", "content": "You turn a Python docstring into the short query a developer "
+                                               "would type into a search engine. " * 12}
+
+        def ask(q: str) -> list[dict[str, str]]:
+            return [system, {"role": "user", "content": f"Docstring: {q}"}]
+
+        first = backend.chat(ask("Return the sorted list of the numbers."), greedy)
+        other = backend.chat(ask("Read a JSON file and return its object."), greedy)
+        assert backend._llm.whole >= 2 * PROMPT_CHUNK  # the shared system prompt stays cached
+        assert backend.chat(ask("Return the sorted list of the numbers."), greedy) == first
+        fresh = make_backend("local", "smollm2-135m", n_ctx=512, n_threads=2)
+        try:
+            assert fresh.chat(ask("Read a JSON file and return its object."), greedy) == other
+        finally:
+            fresh.close()
         d = backend.describe()
         assert d == {
             "kind": "llama_cpp",

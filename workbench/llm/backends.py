@@ -285,12 +285,50 @@ class OpenAIBackend:
         return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model!r})"
 
 
+# prompt tokens are evaluated in chunks of this many, aligned to absolute positions (see _chunked_llama)
+PROMPT_CHUNK = 64
+
+
+def _chunked_llama(llama_cpp: Any) -> type:
+    """A ``llama_cpp.Llama`` whose prompt evaluation reuses the previous request's cache only in whole
+    chunks of ``PROMPT_CHUNK`` tokens that it evaluated as whole chunks from an aligned start.
+
+    llama.cpp's logits depend, by rounding, on how a prompt was cut into batches. Plain prefix reuse
+    evaluates whatever follows the cached prefix, so a request's text depended on the request before it
+    (on AVX2 enough to flip a greedy choice). Here every prompt token is computed in the chunk
+    ``[k*64, (k+1)*64)`` that holds it, from the same cached chunks before it, as a fresh evaluation
+    with ``n_batch=64`` would: the text depends on the request alone, and a shared prefix (the
+    system prompt and worked examples every rewrite request repeats) is evaluated once. Measured on 12
+    query rewrites with SmolLM2 (one thread): 42.7 s against 75-97 s when each request started from
+    scratch."""
+
+    class ChunkedLlama(llama_cpp.Llama):
+        chunk = PROMPT_CHUNK
+        align_next = False  # the next eval() is a prompt's (set by LlamaCppBackend.chat)
+        whole = 0  # cached tokens below this were evaluated in whole aligned chunks
+
+        def eval(self, tokens: Any) -> None:
+            if not self.align_next:  # a sampled token
+                return super().eval(tokens)
+            self.align_next = False
+            keep = min(self.n_tokens, self.whole) // self.chunk * self.chunk
+            if keep < self.n_tokens:  # evaluate again from the last whole chunk
+                tokens = [int(t) for t in self.input_ids[keep : self.n_tokens]] + list(tokens)
+                self.n_tokens = keep
+            super().eval(tokens)
+            self.whole = self.n_tokens // self.chunk * self.chunk
+
+    return ChunkedLlama
+
+
 class LlamaCppBackend:
     """llama.cpp in-process on a GGUF file (``llama_cpp.Llama``); offline, one request at a time.
 
     ``llama_cpp.Llama`` is not thread safe, so :meth:`chat` holds a lock. With ``temperature=0`` (or
-    the same seed) the same request gives the same text. ``repack=False`` (default) loads the weights
-    without llama.cpp's extra buffer types (:func:`extra_buffer_types`: AMX crashes here).
+    the same seed) the same request gives the same text, whatever came before it, and the prefix it
+    shares with the previous request is reused in whole chunks (:func:`_chunked_llama`). ``repack=False``
+    (default) loads the weights without llama.cpp's extra buffer types (:func:`extra_buffer_types`:
+    AMX crashes here).
     """
 
     def __init__(
@@ -315,8 +353,9 @@ class LlamaCppBackend:
         self._lock = threading.Lock()
         try:
             with extra_buffer_types(repack):
-                self._llm = llama_cpp.Llama(
-                    model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, verbose=False
+                self._llm = _chunked_llama(llama_cpp)(
+                    model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                    n_batch=PROMPT_CHUNK, verbose=False,
                 )
         except Exception as e:  # llama.cpp raises ValueError on files it cannot load
             raise LLMError(f"{self.model_path}: llama.cpp could not load it: {e}") from e
@@ -330,10 +369,11 @@ class LlamaCppBackend:
     def chat(self, messages: list[Message], sampling: Sampling) -> str:
         check_messages(messages)
         with self._lock:
-            # no reuse of the previous request's cached prefix: evaluating only the new tokens changes the
-            # logits' rounding (on AVX2 enough to flip a greedy choice), so a request's text would depend
-            # on the one before it
-            self._llm.reset()
+            # the prompt is evaluated from the last whole chunk it shares with the cache; the logits left
+            # by the previous request's last sampled token are never sampled from (llama-cpp-python's
+            # "full prompt already cached" shortcut)
+            self._llm.align_next = True
+            self._llm._requires_eval = True
             out = self._llm.create_chat_completion(
                 messages=messages,
                 temperature=float(sampling.temperature),
