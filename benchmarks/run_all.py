@@ -32,6 +32,7 @@ SUITE = {
     "curation_scale": (["--sizes", "10000", "100000"], ["--sizes", "2000", "20000", "--no-shared"]),
     "memory_peaks": ([], ["--preset", "smoke", "--jobs", "baseline", "mining", "training_bf16"]),
     "end_to_end": ([], []),
+    "llm_prompt_reuse": ([], ["--pairs", "2", "--rounds", "1"]),
 }
 
 
