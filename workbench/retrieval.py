@@ -95,19 +95,15 @@ def encoder_key(encoder: Any, bf16: bool) -> dict[str, Any]:
         "max_query_len": getattr(encoder, "max_query_len", None),
         "max_code_len": getattr(encoder, "max_code_len", None),
         "weights": _weights_digest(encoder),
-        "bf16": _computed_in_bf16(encoder, bf16),
+        # the precision it really computes in (runtime.effective_bf16); without a torch device, what was asked
+        "bf16": bool(bf16) if getattr(encoder, "device", None) is None else _effective_bf16(encoder.device, bf16),
     }
 
 
-def _computed_in_bf16(encoder: Any, bf16: bool) -> bool:
-    """The precision an encoder really computes in: bf16 only where its device is fast at it
-    (``runtime.effective_bf16``); an encoder without a torch device keeps what was asked."""
-    device = getattr(encoder, "device", None)
-    if not bf16 or device is None:
-        return bool(bf16)
+def _effective_bf16(device: Any, bf16: bool) -> bool:
     from workbench.runtime import effective_bf16
 
-    return effective_bf16(device, True)
+    return effective_bf16(device, bf16)
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
