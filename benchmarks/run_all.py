@@ -33,6 +33,7 @@ SUITE = {
     "memory_peaks": ([], ["--preset", "smoke", "--jobs", "baseline", "mining", "training_bf16"]),
     "end_to_end": ([], []),
     "llm_prompt_reuse": ([], ["--pairs", "2", "--rounds", "1"]),
+    "llm_thread_cap": ([], ["--rounds", "1"]),
 }
 
 

@@ -325,6 +325,24 @@ def test_llama_cpp_in_process_is_repeatable():
         backend.close()
 
 
+def test_the_thread_cap_holds_for_prompts_too(monkeypatch):
+    """Under ``WORKBENCH_MAX_THREADS`` (each pytest worker's 1) the prompt is evaluated on the capped threads
+    too, in process and in the embedded server: llama-cpp-python's own default is every core, which made
+    chapter 02's requests 9x slower beside a busy neighbour (benchmarks/llm_thread_cap.py)."""
+    from workbench.llm import LlamaServer, local_model_path
+
+    monkeypatch.setenv("WORKBENCH_MAX_THREADS", "1")
+    backend = make_backend("local", "smollm2-135m", n_ctx=256, n_threads=2)
+    try:
+        params = backend._llm.context_params
+        assert (backend.n_threads, params.n_threads, params.n_threads_batch) == (1, 1, 1)
+    finally:
+        backend.close()
+    command = LlamaServer(local_model_path("smollm2-135m"), n_ctx=256, n_threads=2).command(8123)
+    assert command[command.index("--n_threads") + 1] == "1"
+    assert command[command.index("--n_threads_batch") + 1] == "1"
+
+
 @pytest.mark.slow
 def test_server_that_cannot_start_shows_its_log(tmp_path):
     fake = tmp_path / "broken.gguf"

@@ -333,7 +333,7 @@ class LlamaCppBackend:
 
     def __init__(
         self, model_path: str | os.PathLike, n_ctx: int = 2048, n_threads: int = 2, sha256: str | None = None,
-        repack: bool = False,
+        repack: bool = False, prompt_threads: int | None = None,
     ) -> None:
         from .local_models import file_sha256
 
@@ -350,12 +350,14 @@ class LlamaCppBackend:
             raise LLMError(f"{self.model_path}: no such model file")
         self.sha256 = sha256 or file_sha256(self.model_path)
         self.n_ctx, self.n_threads = int(n_ctx), thread_cap(int(n_threads))
+        self.prompt_threads = self.n_threads if prompt_threads is None else int(prompt_threads)
         self._lock = threading.Lock()
         try:
             with extra_buffer_types(repack):
                 self._llm = _chunked_llama(llama_cpp)(
                     model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads,
-                    n_batch=PROMPT_CHUNK, verbose=False,
+                    # the prompt too: llama-cpp-python's n_threads_batch defaults to every core, whatever the cap
+                    n_threads_batch=self.prompt_threads, n_batch=PROMPT_CHUNK, verbose=False,
                 )
         except Exception as e:  # llama.cpp raises ValueError on files it cannot load
             raise LLMError(f"{self.model_path}: llama.cpp could not load it: {e}") from e

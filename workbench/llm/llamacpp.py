@@ -17,7 +17,10 @@ def openmp_environment(env: dict[str, str] | None = None) -> dict[str, str]:
     llama.cpp built with OpenMP (as pip builds it here) lets its threads spin between operations. On a
     shared, loaded CPU a spinning thread that loses its core stalls every step: measured on 2 busy cores,
     SmolLM2's first prompt took 6-13 s with the default policy and 0.06 s with passive waiting. It must
-    be set before llama.cpp's library is loaded (libgomp reads it once).
+    be set before llama.cpp's library is loaded (libgomp reads it once), and it has no effect when torch
+    was imported first: llama.cpp then shares torch's libgomp (the same soname), already initialised.
+    That is the case in every chapter, so what keeps a capped process from spinning there is the cap on
+    the prompt threads too (``LlamaCppBackend``, ``n_threads_batch``; benchmarks/llm_thread_cap.py).
     """
     target = os.environ if env is None else env
     target.setdefault("OMP_WAIT_POLICY", "PASSIVE")

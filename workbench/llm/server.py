@@ -109,6 +109,8 @@ class LlamaServer:
             str(self.n_ctx),
             "--n_threads",
             str(self.n_threads),
+            "--n_threads_batch",  # llama_cpp.server's default is every core, whatever the thread cap
+            str(self.n_threads),
             *self.extra_args,
         ]
 
