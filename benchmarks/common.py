@@ -118,6 +118,16 @@ def check(name: str, value: float, target: float, higher_is_better: bool = True,
             "unit": unit, "pass": bool(ok)}
 
 
+def same_text_speedup(seconds: dict[str, list[float]], slow: str, fast: str, same: bool, figure: str,
+                      identity: str, target: float) -> tuple[float, list[dict]]:
+    """Two variants that must give the same texts (LLM benchmarks): prints the medians and the ratio
+    ``slow / fast``, and returns it with its two target lines (the speed-up, the identical texts)."""
+    speedup = median(seconds[slow]) / median(seconds[fast])
+    print(f"  {slow} {median(seconds[slow]):.1f} s, {fast} {median(seconds[fast]):.1f} s (medians): x{speedup:.2f}; "
+          f"texts identical: {same}", flush=True)
+    return speedup, [check(figure, speedup, target), check(identity, float(same), 1.0, unit="")]
+
+
 def write_result(name: str, result: dict[str, Any]) -> Path:
     """``benchmarks/results/<name>.json``, written atomically (tmp file + rename)."""
     RESULTS.mkdir(parents=True, exist_ok=True)

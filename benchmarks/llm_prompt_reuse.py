@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from common import check, interleaved, median, peak_rss_mb, write_result
+from common import interleaved, peak_rss_mb, same_text_speedup, write_result
 
 from workbench.augment.prompts import build_query_requests
 from workbench.corpus import build_corpus
@@ -58,13 +58,9 @@ def main() -> None:
     finally:
         backend.close()
     same = texts["scratch"] == texts["reuse"]
-    speedup = median(seconds["scratch"]) / median(seconds["reuse"])
-    print(f"  from scratch {median(seconds['scratch']):.1f} s, chunked reuse {median(seconds['reuse']):.1f} s: "
-          f"x{speedup:.2f}; texts identical: {same}", flush=True)
-    targets = [
-        check("llm: chunked prompt reuse / from scratch (speed)", speedup, 1.3),
-        check("llm: texts with reuse equal fresh evaluations", float(same), 1.0, unit=""),
-    ]
+    speedup, targets = same_text_speedup(
+        seconds, "scratch", "reuse", same, "llm: chunked prompt reuse / from scratch (speed)",
+        "llm: texts with reuse equal fresh evaluations", 1.3)
     write_result("llm_prompt_reuse", {"args": vars(args), "seconds": seconds, "speedup": speedup,
                                       "identical_texts": same, "requests": len(requests),
                                       "peak_rss_mb": peak_rss_mb(), "targets": targets})
