@@ -328,7 +328,8 @@ class LlamaCppBackend:
     the same seed) the same request gives the same text, whatever came before it, and the prefix it
     shares with the previous request is reused in whole chunks (:func:`_chunked_llama`). ``repack=False``
     (default) loads the weights without llama.cpp's extra buffer types (:func:`extra_buffer_types`:
-    AMX crashes here).
+    AMX crashes here). Prompts are evaluated on ``n_threads`` too (after ``$WORKBENCH_MAX_THREADS``);
+    ``prompt_threads`` sets another count, uncapped, for measurements (benchmarks/llm_thread_cap.py).
     """
 
     def __init__(
