@@ -16,14 +16,7 @@ import pytest
 
 from workbench.corpus import PAIR_COLUMNS
 from workbench.corpus import foreign_sources as fs
-from workbench.corpus.crosslang import (
-    build_crosslang,
-    crosslang_tasks,
-    explain_foreign,
-    extract_functions,
-    load_crosslang_stats,
-    skip_foreign_path_reason,
-)
+from workbench.corpus.crosslang import build_crosslang, crosslang_tasks, load_crosslang_stats
 from workbench.corpus.doc_comments import (
     doc_block_query,
     go_doc_query,
@@ -31,6 +24,7 @@ from workbench.corpus.doc_comments import (
     resolve_inline_tags,
     ruby_doc_query,
 )
+from workbench.corpus.foreign_mining import explain_foreign, extract_functions, skip_foreign_path_reason
 from workbench.corpus.foreign_sources import ForeignSource, open_foreign_source
 from workbench.errors import WorkbenchError
 

@@ -24,7 +24,9 @@ from stdlib_pairs import mine_stdlib_pairs
 
 from workbench.cli import main
 from workbench.corpus import PAIR_COLUMNS, build_corpus
-from workbench.corpus.build import corpus_dir, named_spec, spec_from_path
+from workbench.corpus.build import corpus_dir, mine_corpus_source, named_spec, spec_from_path
+from workbench.corpus.crosslang import mine_foreign_source
+from workbench.corpus.foreign_sources import ForeignSource, open_foreign_source
 from workbench.corpus.imported import PairFileError, strip_docstring
 from workbench.corpus.mining import with_docstring
 from workbench.errors import ParameterError
@@ -126,6 +128,62 @@ def test_a_folder_of_code_is_mined_without_following_links(tmp_path):
     spec = named_spec(str(folder))
     stats = json.loads((corpus_dir(spec, tmp_path / "data") / "stats.json").read_text())
     assert stats["sources"][f"dir:{folder}"]["filters"]["path:symlink"] == 1
+
+
+
+# real Go, PHP and TypeScript packages (small Debian packages and an npm tarball, as in test_crosslang)
+POLYGLOT = {
+    "go": ForeignSource("debian", "golang-github-pkg-errors-dev", root="usr/share/gocode/src/github.com/pkg/errors"),
+    "php": ForeignSource("debian", "php-psr-log", root="usr/share/php/Psr/Log"),
+    "typescript": ForeignSource("npm", "tiny-invariant", "1.3.3", root="package"),
+}
+
+
+@pytest.mark.network
+def test_a_folder_of_several_languages_is_mined_with_ast_and_tree_sitter(tmp_path):
+    """A checkout holding Python, Go, PHP and TypeScript: each language mined as the workbench mines
+    it elsewhere (Python as the wheels, the others exactly as the cross-language set mines the same
+    files), tests, vendored code, build copies and declarations skipped and counted; ``#languages=``
+    keeps some of them, and an unknown language is named in the error."""
+    folder = tmp_path / "checkout"
+    shutil.copytree(Path(sysconfig.get_paths()["stdlib"]) / "json", folder / "json",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    expected = {}
+    for lang, source in POLYGLOT.items():
+        opened = open_foreign_source(source)  # default data dir: <repo>/data, cached after the first run
+        for rel, _size in opened.list_files():
+            (folder / lang / rel).parent.mkdir(parents=True, exist_ok=True)
+            (folder / lang / rel).write_bytes(opened.read(rel))
+        pairs, _ = mine_foreign_source(source, lang)
+        expected[lang] = sorted(zip(pairs["func_name"], pairs["query"], pairs["code"], strict=True))
+    (folder / "node_modules" / "left-pad").mkdir(parents=True)
+    (folder / "node_modules" / "left-pad" / "index.ts").write_bytes((folder / "typescript" / "src" / "tiny-invariant.ts").read_bytes())
+    (folder / "README.md").write_text("# a polyglot checkout\n")
+
+    df, stats = mine_corpus_source(f"dir:{folder}", data_dir=tmp_path / "data", progress=False)
+    assert set(df["language"]) == {"python", "go", "php", "typescript"}
+    for lang, want in expected.items():
+        got = df[df["language"] == lang]
+        assert want and got["path"].str.startswith(f"{lang}/").all()
+        assert sorted(zip(got["func_name"], got["query"], got["code"], strict=True)) == want, lang
+    assert (df.loc[df["language"] == "python", "python_version"] != "").all()
+    assert (df.loc[df["language"] != "python", "python_version"] == "").all()
+    f = stats["filters"]
+    assert f["path:tests"] >= 2 and f["path:vendored"] == 1 and f["path:build_copy"] >= 1 and f["path:declaration"] >= 1
+    assert f["path:other_language"] >= 1  # README.md, package.json, ...
+    assert stats["languages"] == {k: int((df["language"] == k).sum()) for k in sorted(set(df["language"]))}
+
+    go_only, go_stats = mine_corpus_source(f"dir:{folder}#languages=go", data_dir=tmp_path / "data", progress=False)
+    assert set(go_only["language"]) == {"go"} and len(go_only) == len(expected["go"])
+    assert go_stats["filters"]["path:language_not_chosen"] > 0
+    with pytest.raises(ParameterError, match=r"unknown language\(s\) \['cobol'\]; known: \['python', 'go'"):
+        mine_corpus_source(f"dir:{folder}#languages=go,cobol", data_dir=tmp_path / "data", progress=False)
+    with pytest.raises(ParameterError, match="after '#' a folder takes 'languages="):
+        mine_corpus_source(f"dir:{folder}#lang=go", data_dir=tmp_path / "data", progress=False)
+
+    corpus = build_corpus(f"dir:{folder}#languages=go,php,python", data_dir=tmp_path / "data", progress=False)
+    mine = corpus[corpus["split"] != "ood"]
+    assert set(mine["language"]) == {"python", "go", "php"} and set(mine["split"]) >= {"train"}
 
 
 @pytest.mark.parametrize("content, message", [

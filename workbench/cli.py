@@ -237,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--spec", default=None, help="a named corpus spec (default: the preset's)")
     c.add_argument("--from", dest="from_path", default=None, metavar="PATH",
                    help="your own data: a pair file (.jsonl[.gz], .json, .parquet, .csv; CodeSearchNet, AdvTest and "
-                        "CoSQA layouts detected), a `datasets` folder (save_to_disk) or a folder of code to mine")
+                        "CoSQA layouts detected), a `datasets` folder (save_to_disk) or a folder of code to mine (Python "
+                        "with ast, Go/Java/Ruby/PHP/JS/TS with tree-sitter; 'dir:PATH#languages=go,java' for some)")
     for f in ("query", "code", "id", "language", "source", "path", "func_name"):
         c.add_argument(f"--{f.replace('_', '-')}-column", dest=f"{f}_column", default=None, metavar="COLUMN",
                        help=f"with --from: the column holding the {f.replace('_', ' ')} (detected when left out)")

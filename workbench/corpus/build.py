@@ -16,7 +16,7 @@ import platform
 import re
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,16 @@ from ..paths import data_dir as default_data_dir
 from ..paths import user_path
 from ..store import atomic_write_json, atomic_write_parquet, build_lock, cache_key, read_json
 from .dedup import deduplicate
-from .mining import MAX_FILE_BYTES, MINER_VERSION, mine_source
-from .sources import SourceRef, iter_source_files, open_source, parse_source
+from .foreign_mining import (
+    FOREIGN_MINER_VERSION,
+    MAX_FOREIGN_FILE_BYTES,
+    extract_functions,
+    grammar_versions,
+    language_for_path,
+    skip_foreign_path_reason,
+)
+from .mining import MAX_FILE_BYTES, MINER_VERSION, mine_source, skip_path_reason
+from .sources import FOLDER_LANGUAGES, Source, SourceRef, iter_source_files, open_source, parse_source
 from .splits import (
     DEFAULT_FRACTIONS,
     SPLITS,
@@ -42,7 +50,7 @@ from .splits import (
 )
 
 PAIR_COLUMNS = ["id", "query", "code", "language", "source", "version", "path", "func_name", "python_version", "split"]
-IMPORTER_VERSION = "1"  # workbench.corpus.imported: joins the cache keys of dir: and pairs: sources only
+IMPORTER_VERSION = "2"  # workbench.corpus.imported: joins the cache keys of dir: and pairs: sources only
 _MINED_COLUMNS = [c for c in PAIR_COLUMNS if c != "split"] + ["lineno"]
 
 
@@ -185,6 +193,8 @@ def source_cache_paths(ref: SourceRef, data_dir: str | os.PathLike | None = None
     if ref.kind != "mined":  # only then: the keys of mined sources are unchanged
         parts.update(kind=ref.kind, location=ref.location, mapping=[list(m) for m in ref.mapping],
                      importer=IMPORTER_VERSION)
+    if ref.kind == "dir":
+        parts.update(languages=list(ref.languages), foreign_miner=FOREIGN_MINER_VERSION, grammars=grammar_versions())
     key = cache_key(parts)
     slug = re.sub(r"[^A-Za-z0-9.+-]+", "_", f"{ref.name}-{ref.version}")
     folder = _root(data_dir) / "corpus" / "sources"
@@ -211,16 +221,21 @@ def mine_corpus_source(
     pyver = platform.python_version()
     counts: Counter = Counter()
     rows: list[tuple] = []
-    for rel, data in iter_source_files(src, counts, progress=progress):
+    files = _folder_files(src, counts, progress) if ref.kind == "dir" else (
+        ("python", rel, data) for rel, data in iter_source_files(src, counts, progress=progress))
+    for language, rel, data in files:
         if data is None:
             counts["file:too_large"] += 1
             continue
-        funcs, st = mine_source(data, rel)
+        if language == "python":
+            funcs, st = mine_source(data, rel)
+        else:
+            funcs, st = extract_functions(data, language, rel)
         counts.update(st)
         for f in funcs:
             rows.append((
-                pair_id(ref.name, rel, f.func_name, f.lineno), f.query, f.code, "python", ref.name, ref.version,
-                rel, f.func_name, pyver, f.lineno,
+                pair_id(ref.name, rel, f.func_name, f.lineno), f.query, f.code, language, ref.name, ref.version,
+                rel, f.func_name, pyver if language == "python" else "", f.lineno,
             ))
     df = pd.DataFrame(rows, columns=_MINED_COLUMNS).astype({"lineno": "int64"})
     stats = {
@@ -230,10 +245,54 @@ def mine_corpus_source(
         "elapsed_s": round(time.perf_counter() - t0, 2),
         "miner_version": MINER_VERSION,
     }
+    if ref.kind == "dir":
+        stats["languages"] = {str(k): int(v) for k, v in df["language"].value_counts().sort_index().items()}
+        stats["foreign_miner_version"] = FOREIGN_MINER_VERSION
     atomic_write_parquet(pq, df)
     atomic_write_json(js, stats)  # written last: its presence marks a complete cache entry
     pause_point("corpus.source")
     return pd.read_parquet(pq), stats
+
+
+def _folder_files(src: Source, counts: Counter, progress: bool) -> Iterator[tuple[str, str, bytes | None]]:
+    """``(language, relative_path, data)`` of each file of a ``dir:`` source that one of its languages
+    mines, in path order: ``.py`` files under :func:`~workbench.corpus.mining.skip_path_reason`'s rules,
+    the tree-sitter languages' under :func:`~workbench.corpus.foreign_mining.skip_foreign_path_reason`'s
+    (tests, vendored code, build copies, declarations). ``data`` is None for a file over the size
+    limit of its miner. Skipped paths are counted under ``path:<reason>``; a file of a known language
+    the source does not mine under ``path:language_not_chosen``."""
+    chosen_languages = src.ref.languages or FOLDER_LANGUAGES
+    files = src.list_files()
+    counts.update(src.skipped)
+    chosen: list[tuple[str, str, int]] = []
+    for rel, size in files:
+        language = "python" if rel.endswith(".py") else language_for_path(rel)
+        if language is None:
+            counts["path:other_language"] += 1
+            continue
+        if language not in chosen_languages:
+            counts["path:language_not_chosen"] += 1
+            continue
+        why = skip_path_reason(rel) if language == "python" else skip_foreign_path_reason(rel)
+        if why is not None:
+            counts[why] += 1
+        else:
+            chosen.append((language, rel, size))
+    it: Any = chosen
+    if progress:
+        from ..progress import tqdm
+
+        it = tqdm(chosen, desc=f"mining {src.ref.spec}", unit="file", leave=False)
+    for language, rel, size in it:
+        if size > (MAX_FILE_BYTES if language == "python" else MAX_FOREIGN_FILE_BYTES):
+            yield language, rel, None
+            continue
+        try:
+            data = src.read(rel)
+        except OSError:
+            counts["file:read_error"] += 1
+            continue
+        yield language, rel, data
 
 
 def _read_pairs_source(ref: SourceRef) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -37,6 +37,7 @@ from typing import Any
 from ..errors import ParameterError, WorkbenchError
 from ..paths import data_dir as default_data_dir
 from ..store import sha256_file
+from .foreign_mining import LANGUAGES as FOREIGN_LANGUAGES
 from .mining import MAX_FILE_BYTES, STDLIB_SKIP_DIRS, skip_path_reason
 
 _SPEC_RE = re.compile(
@@ -56,7 +57,8 @@ class SourceRef:
     ``kind``: ``"mined"`` (the standard library, a distribution), ``"dir"`` (a local folder, mined)
     or ``"pairs"`` (a pair dataset, read; :mod:`workbench.corpus.imported`); the last two carry their
     absolute ``location``, a digest of their content as ``version`` and, for pairs, the column
-    ``mapping``."""
+    ``mapping``. ``languages``: the languages a ``dir:`` source mines (empty: every one of
+    :data:`FOLDER_LANGUAGES`); the other kinds mine Python only."""
 
     spec: str
     name: str
@@ -65,6 +67,7 @@ class SourceRef:
     kind: str = "mined"
     location: str = ""
     mapping: tuple[tuple[str, str], ...] = ()
+    languages: tuple[str, ...] = ()
 
     @property
     def is_stdlib(self) -> bool:
@@ -81,13 +84,39 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "data"
 
 
+FOLDER_LANGUAGES = ("python", *FOREIGN_LANGUAGES)
+"""What a ``dir:`` source mines: Python with ``ast`` (:mod:`~workbench.corpus.mining`), the others with
+tree-sitter (:mod:`~workbench.corpus.foreign_mining`)."""
+
+
+def folder_languages(text: str, where: str) -> tuple[str, ...]:
+    """``"languages=go,python"`` (the part after ``#`` of a ``dir:`` source) -> ``("go", "python")``,
+    in :data:`FOLDER_LANGUAGES` order; ``""`` -> ``()`` (every language)."""
+    text = text.strip()
+    if not text:
+        return ()
+    key, sep, value = text.partition("=")
+    names = [v.strip().lower() for v in value.split(",") if v.strip()]
+    if key.strip() != "languages" or not sep or not names:
+        raise ParameterError(f"{where}: after '#' a folder takes 'languages=LANG[,LANG...]', not {text!r}")
+    unknown = [n for n in names if n not in FOLDER_LANGUAGES]
+    if unknown:
+        raise ParameterError(f"{where}: unknown language(s) {unknown}; known: {list(FOLDER_LANGUAGES)}")
+    return tuple(lang for lang in FOLDER_LANGUAGES if lang in names)
+
+
 def _local_source(spec: str) -> SourceRef:
-    """``"dir:PATH"`` or ``"pairs:PATH[#mapping]"`` (:mod:`workbench.corpus.imported`)."""
+    """``"dir:PATH[#languages=LANG,...]"`` or ``"pairs:PATH[#mapping]"`` (:mod:`workbench.corpus.imported`)."""
+    from ..paths import user_path
     from .imported import folder_digest, parse_mapping, path_digest
 
     kind, _, rest = spec.partition(":")
-    target, _, mapping_text = rest.partition("#") if kind == "pairs" else (rest, "", "")
-    from ..paths import user_path
+    if kind == "pairs":
+        target, _, mapping_text = rest.partition("#")
+    elif "#" in rest and not user_path(rest.strip()).exists():  # a folder's name may hold a '#'
+        target, _, mapping_text = rest.rpartition("#")
+    else:
+        target, mapping_text = rest, ""
 
     path = user_path(target.strip()) if target.strip() else Path()
     if not target.strip() or not path.exists():
@@ -97,8 +126,10 @@ def _local_source(spec: str) -> SourceRef:
     if kind == "dir":
         if not path.is_dir():
             raise ParameterError(f"source {spec!r}: {path} is not a folder (a pair file is 'pairs:{path}')")
-        return SourceRef(spec=f"dir:{path}", name=f"dir-{_slug(path.name)}", version=folder_digest(path)[:16],
-                         kind="dir", location=str(path))
+        languages = folder_languages(mapping_text, f"source {spec!r}")
+        canon = f"dir:{path}" + (f"#languages={','.join(languages)}" if languages else "")
+        return SourceRef(spec=canon, name=f"dir-{_slug(path.name)}", version=folder_digest(path)[:16],
+                         kind="dir", location=str(path), languages=languages)
     mapping = parse_mapping(mapping_text, f"source {spec!r}") if mapping_text.strip() else {}
     canon = f"pairs:{path}" + ("#" + ",".join(f"{k}={v}" for k, v in sorted(mapping.items())) if mapping else "")
     return SourceRef(spec=canon, name=f"pairs-{_slug(path.name)}", version=path_digest(path)[:16], kind="pairs",
