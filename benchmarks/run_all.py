@@ -34,6 +34,7 @@ SUITE = {
     "end_to_end": ([], []),
     "llm_prompt_reuse": ([], ["--pairs", "2", "--rounds", "1"]),
     "llm_thread_cap": ([], ["--rounds", "1"]),
+    "corpus_tables": ([], ["--sizes", "100000"]),
 }
 
 

@@ -493,6 +493,26 @@ def test_build_corpus_round_trip_and_caches(tmp_path, monkeypatch):
     assert time.perf_counter() - t0 < 1.0
     pd.testing.assert_frame_equal(again, df)
 
+    # the corpus is served memory-mapped from pairs.arrow: the parquet's rows, and a `datasets` table
+    import datasets
+    import pyarrow as pa
+
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "pairs.parquet"), df)
+    ds = datasets.Dataset.from_file(str(out / "pairs.arrow"))
+    assert ds.column_names == PAIR_COLUMNS and ds["id"] == df["id"].tolist()
+    assert all(isinstance(c, pa.ChunkedArray) and c.num_chunks == 1 for c in ds.data.columns)
+    (out / "pairs.arrow").unlink()  # an entry built before the Arrow copy existed: it gets one
+    pd.testing.assert_frame_equal(build_corpus(spec), df)
+    assert (out / "pairs.arrow").exists()
+
+    # training pairs by position: exactly the rows DataFrame.sample draws from the train split
+    from workbench.experiment import training_sample
+
+    for n, seed in ((50, 0), (50, 7), (10**6, 0)):
+        want = df[df["split"] == "train"]
+        want = want if n >= len(want) else want.sample(n=n, random_state=seed)
+        pd.testing.assert_frame_equal(training_sample(again, n, seed), want.reset_index(drop=True))
+
     # a new source mines only itself; the others come from the per-source cache
     opened = []
     real_open = build_mod.open_source

@@ -145,11 +145,13 @@ def evaluate_suite(
 
 
 def training_sample(pairs: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    """``n`` training pairs drawn reproducibly from the train split (all of it when smaller)."""
-    train = pairs[pairs["split"] == "train"]
-    if n >= len(train):
-        return train.reset_index(drop=True)
-    return train.sample(n=n, random_state=seed).reset_index(drop=True)
+    """``n`` training pairs drawn reproducibly from the train split (all of it when smaller): the rows
+    ``pairs[train].sample(n, random_state=seed)`` draws, taken by position so only those ``n`` rows
+    are read from the memory-mapped corpus (filtering first would copy every training text)."""
+    train = np.flatnonzero((pairs["split"] == "train").to_numpy())
+    if n < len(train):  # DataFrame.sample's draw: RandomState(seed).choice without replacement
+        train = train[np.random.RandomState(seed).choice(len(train), size=n, replace=False)]
+    return pairs.take(train).reset_index(drop=True)
 
 
 def pool_codes(pairs: pd.DataFrame, sample: pd.DataFrame, params: Params) -> list[str] | None:
@@ -166,11 +168,11 @@ def pool_codes(pairs: pd.DataFrame, sample: pd.DataFrame, params: Params) -> lis
     missing = [c for c in ("source", "path", "code") if c not in pairs.columns or c not in sample.columns]
     if missing:
         raise ParameterError(f"datamap_pool='file_neighbours' needs the columns {missing} in the corpus pairs")
-    train = pairs[pairs["split"] == "train"] if "split" in pairs.columns else pairs
+    train = (pairs["split"] == "train").to_numpy() if "split" in pairs.columns else np.ones(len(pairs), bool)
     files = set(zip(sample["source"].tolist(), sample["path"].tolist()))
-    same = [f in files for f in zip(train["source"].tolist(), train["path"].tolist())]
+    same = [t and f in files for t, f in zip(train, zip(pairs["source"].tolist(), pairs["path"].tolist()))]
     own = set(sample["code"].tolist())
-    return sorted({c for c in train.loc[same, "code"].tolist() if c not in own})
+    return sorted({c for c in pairs["code"].take(np.flatnonzero(same)).tolist() if c not in own})
 
 
 def comparison_params(params: Params) -> Params:

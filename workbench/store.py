@@ -156,6 +156,35 @@ def atomic_write_parquet(path: str | os.PathLike, df: Any) -> Path:
     return Path(path)
 
 
+def atomic_write_arrow(path: str | os.PathLike, df: Any) -> Path:
+    """Write a pandas DataFrame atomically as one record batch of an Arrow IPC stream, text as
+    ``large_string``: the file ``datasets.Dataset.from_file`` opens, and that :func:`read_arrow_frame`
+    maps into memory without a copy (one batch, so a row lookup never joins chunks)."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    schema = pa.schema([
+        pa.field(f.name, pa.large_string()) if pa.types.is_string(f.type) else f for f in table.schema
+    ], metadata=table.schema.metadata)
+    table = table.cast(schema).combine_chunks()
+    with atomic_path(path, suffix=".arrow") as tmp:
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table, max_chunksize=max(len(table), 1))
+    return Path(path)
+
+
+def read_arrow_frame(path: str | os.PathLike) -> Any:
+    """The DataFrame of an :func:`atomic_write_arrow` file, memory-mapped: its text columns are views of
+    the file (pandas' Arrow-backed strings), so opening a million pairs costs megabytes, not gigabytes;
+    pages are read from disk when a row is used. The file must not be rewritten in place (atomic
+    writes replace it, which leaves an open mapping valid)."""
+    import pyarrow as pa
+
+    with pa.memory_map(str(path)) as source:
+        table = pa.ipc.open_stream(source).read_all()
+    return table.to_pandas()
+
+
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)
