@@ -159,6 +159,12 @@ def test_a_folder_of_several_languages_is_mined_with_ast_and_tree_sitter(tmp_pat
     (folder / "node_modules" / "left-pad").mkdir(parents=True)
     (folder / "node_modules" / "left-pad" / "index.ts").write_bytes((folder / "typescript" / "src" / "tiny-invariant.ts").read_bytes())
     (folder / "README.md").write_text("# a polyglot checkout\n")
+    bad = folder / "bad"  # files that do not fit: counted and skipped, never raised
+    bad.mkdir()
+    (bad / "Blob.java").write_bytes(b"/** Returns a. */\npublic int a() {\x00 return 1; }\n")
+    (bad / "latin.rb").write_bytes("# Returns the caf\xe9 name.\ndef cafe\n  1\nend\n".encode("latin-1"))
+    (bad / "huge.js").write_text("// filler\n" * 120_000)
+    (bad / "broken.go").write_text("package bad\n\n// Broken is not Go.\nfunc Broken( {\n")
 
     df, stats = mine_corpus_source(f"dir:{folder}", data_dir=tmp_path / "data", progress=False)
     assert set(df["language"]) == {"python", "go", "php", "typescript"}
@@ -171,6 +177,8 @@ def test_a_folder_of_several_languages_is_mined_with_ast_and_tree_sitter(tmp_pat
     f = stats["filters"]
     assert f["path:tests"] >= 2 and f["path:vendored"] == 1 and f["path:build_copy"] >= 1 and f["path:declaration"] >= 1
     assert f["path:other_language"] >= 1  # README.md, package.json, ...
+    assert f["file:binary"] == 1 and f["file:not_utf8"] == 1 and f["file:too_large"] == 1
+    assert not df["path"].str.startswith("bad/").any()
     assert stats["languages"] == {k: int((df["language"] == k).sum()) for k in sorted(set(df["language"]))}
 
     go_only, go_stats = mine_corpus_source(f"dir:{folder}#languages=go", data_dir=tmp_path / "data", progress=False)
