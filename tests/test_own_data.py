@@ -285,6 +285,18 @@ def test_the_quickstart_runs_on_a_users_corpus_and_test_set(mined, tmp_path):
     assert "id_test MRR (zero-shot -> fine-tuned)" in m["headline"] and "advtest MRR (zero-shot -> fine-tuned)" in m["headline"]
     assert str(path) in (run / "params.yaml").read_text()
 
+    # what the run wrote opens with `datasets`: its tables with load_dataset("parquet"), the corpus's
+    # Arrow copy with Dataset.from_file, each with the rows pandas reads
+    import datasets
+
+    corpus = corpus_dir(named_spec(str(path)))
+    tables = [*run.rglob("*.parquet"), corpus / "pairs.parquet"]
+    assert len(tables) >= 3 and any(t.name == "dynamics.parquet" for t in tables)
+    for table in tables:
+        ds = datasets.load_dataset("parquet", data_files=str(table), split="train", cache_dir=str(tmp_path / "hf"))
+        assert ds.num_rows == len(pd.read_parquet(table)) and ds.column_names == list(pd.read_parquet(table).columns)
+    assert datasets.Dataset.from_file(str(corpus / "pairs.arrow"))["id"] == pd.read_parquet(corpus / "pairs.parquet")["id"].tolist()
+
 
 def test_cosqas_judged_non_matches_are_left_out(tmp_path):
     """CoSQA's own file (``cosqa-dev.json``: ``doc`` / ``code`` / ``label``): label-0 rows are not pairs."""
