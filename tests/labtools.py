@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -117,13 +117,18 @@ def jupyterlab(root: Path) -> Iterator[dict]:
         log.close()
 
 
+SOFTWARE_WEBGPU = ("--enable-unsafe-webgpu", "--enable-features=Vulkan", "--use-vulkan=swiftshader",
+                   "--use-webgpu-adapter=swiftshader", "--use-angle=swiftshader")
+"""Chromium flags that give a page a WebGPU adapter without a GPU (SwiftShader, in software)."""
+
+
 @contextlib.contextmanager
-def headless_chromium(executable: str) -> Iterator:
+def headless_chromium(executable: str, extra_args: Sequence[str] = ()) -> Iterator:
     """One headless Chromium (Playwright, sync API) launched from the system executable."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=["--no-sandbox", *extra_args])
         try:
             yield browser
         finally:
