@@ -248,6 +248,22 @@ def test_load_subset_errors_name_the_file(tmp_path, monkeypatch):
         load_subset(junk)
 
 
+def test_a_subset_written_without_the_explorer_reads_back(tmp_path):
+    """``workbench.subsets`` is the format on its own: any pair table can be a training subset."""
+    from workbench.errors import ParameterError
+    from workbench.subsets import write_subset
+
+    rows = pd.DataFrame({"id": ["a", "b"], "query": ["sum a list", "open a file"], "code": ["sum(x)", "open(p)"]})
+    path = write_subset(tmp_path / "mine.parquet", rows, {"what": "hand-picked", "false_negatives": [["a", "b"]]})
+    back = load_subset("mine", directory=tmp_path)
+    pd.testing.assert_frame_equal(back, rows)
+    meta = back.attrs["workbench_subset"]
+    assert meta["what"] == "hand-picked" and meta["n"] == 2 and meta["created"] and path == tmp_path / "mine.parquet"
+    with pytest.raises(ParameterError, match=r"missing column\(s\) \['code'\]"):
+        write_subset(tmp_path / "bad.parquet", rows.drop(columns="code"), {})
+    assert not (tmp_path / "bad.parquet").exists() and rows.attrs == {}
+
+
 def test_default_directory_follows_workbench_data(map_df, pairs, tmp_path, monkeypatch):
     monkeypatch.setenv("WORKBENCH_DATA", str(tmp_path))
     ex = DataMapExplorer(map_df, pairs)

@@ -28,7 +28,7 @@ from workbench import cards, compare, curation, experiment, ood, retrieval, runs
 from workbench.corpus import build_corpus, crosslang
 from workbench.models import BiEncoder
 from workbench.paths import data_dir
-from workbench.viz.explorer import load_false_negatives
+from workbench.subsets import load_false_negatives
 
 run = runs.open_run("01_data_curation", preset, overrides, run_dir)
 P = run.params

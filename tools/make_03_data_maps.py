@@ -35,8 +35,9 @@ from IPython.display import display
 
 from workbench import cartography, datamap_validity, experiment, runs, selection
 from workbench.corpus import build_corpus
+from workbench.subsets import load_subset
 from workbench.viz.datamap import datamap_figure, export_for_paper
-from workbench.viz.explorer import DataMapExplorer, load_subset
+from workbench.viz.explorer import DataMapExplorer
 
 run = runs.open_run("03_data_maps", preset, overrides, run_dir)
 P = run.params

@@ -41,8 +41,8 @@ from IPython.display import display
 
 from workbench import cartography, compare, embeddings, experiment, runs, selection
 from workbench.corpus import build_corpus
+from workbench.subsets import load_subset
 from workbench.viz.datamap import export_for_paper
-from workbench.viz.explorer import load_subset
 
 run = runs.open_run("04_training", preset, overrides, run_dir)
 P = run.params

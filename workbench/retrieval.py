@@ -410,7 +410,7 @@ def mine_hard_negatives(
     of the faiss search are faiss's choice (``RESCORE_MARGIN`` extra candidates make this matter
     only for clusters of exactly equal scores, e.g. many zero scores of a bag-of-words proxy).
     ``marked``: row -> code rows a person marked as correct answers to that row's query (the data-map
-    explorer's false negatives, ``viz.explorer.load_false_negatives``); they are never its negatives.
+    explorer's false negatives, ``workbench.subsets.load_false_negatives``); they are never its negatives.
     """
     q, c = as_pairs(Q, C)
     n = q.shape[0]

@@ -12,7 +12,7 @@ joins a data map (``cartography.data_map``) with its pairs and shows:
   ``hard_q``): moving one re-categorises and recolours the points in place (no trace is rebuilt,
   so 20k+ points stay responsive);
 - an export box writing the selection, a category, or ambiguous + hard-to-learn as a training
-  subset parquet (``load_subset`` reads it back; the training notebook consumes it).
+  subset parquet (the format and ``load_subset`` live in :mod:`workbench.subsets`; the training notebook consumes it).
 
 Linked views (issue 24): the map, an embedding projection (``projection=``, or computed from the
 code embeddings with ``project()``), a bar chart of any column (a numeric one in bins) and a table,
@@ -41,7 +41,6 @@ import html
 import os
 import re
 from collections.abc import Iterable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +48,18 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from workbench import cartography, paths
-from workbench.errors import InputFormatError, ParameterError
+from workbench import cartography
+from workbench.errors import ParameterError
 from workbench.progress import headless
 from workbench.store import atomic_write_parquet
+from workbench.subsets import (
+    SUBSET_COLUMNS,
+    load_false_negatives,
+    load_subset,
+    subset_file,
+    subsets_dir,
+    write_subset,
+)
 from workbench.viz import explorer_views as views
 from workbench.viz.code import highlight_code
 from workbench.viz.crossfilter import CrossFilter, as_mask
@@ -60,7 +67,6 @@ from workbench.viz.datamap import CATEGORY_COLORS, _short, datamap_figure
 
 __all__ = ["DataMapExplorer", "load_subset", "load_false_negatives", "subsets_dir", "SUBSET_COLUMNS", "EXPORT_CHOICES"]
 
-SUBSET_COLUMNS = ("id", "query", "code")  # what a training subset must hold
 # what ``export`` can write besides the selection (Select then MixUp keeps ambiguous + hard-to-learn)
 AMBIGUOUS_HARD = "ambiguous+hard-to-learn"
 EXPORT_CHOICES = ("selection", "view", *cartography.CATEGORIES, AMBIGUOUS_HARD)
@@ -71,7 +77,6 @@ def _cell(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, float | np.floating) else str(v)
 
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _MAP_NEEDS = ("pair_id", "confidence", "variability", "correctness")
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
@@ -123,92 +128,6 @@ def _line_counts(texts: pd.Series) -> np.ndarray:
     newlines = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 10) if buf is not None else np.zeros(0, np.int64)
     at = np.searchsorted(newlines, offsets)
     return (at[1:] - at[:-1]).astype("int64") + 1
-
-
-def subsets_dir() -> Path:
-    """Where exported training subsets go by default: ``<data dir>/subsets`` (``WORKBENCH_DATA`` moves it)."""
-    return paths.data_dir() / "subsets"
-
-
-def _subset_file(name: str, directory: Path) -> Path:
-    stem = name[: -len(".parquet")] if isinstance(name, str) and name.endswith(".parquet") else name
-    if not isinstance(stem, str) or not _NAME.fullmatch(stem):
-        raise ParameterError(
-            f"export: name must be letters, digits, '.', '_' or '-' (no folders), e.g. 'ambiguous-hard'; got {name!r}"
-        )
-    return directory / f"{stem}.parquet"
-
-
-def load_subset(path_or_name: str | os.PathLike, directory: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Read a training subset written by ``DataMapExplorer.export``.
-
-    ``path_or_name`` is a parquet path, or a bare name looked up in ``directory`` (default
-    ``subsets_dir()``), with or without ``.parquet``. The frame holds at least ``id``, ``query`` and
-    ``code``; ``.attrs["workbench_subset"]`` says what was exported, under which thresholds.
-    A file that is not parquet, lacks a column, has no rows, an empty or non-string id / query /
-    code, or a repeated id raises :class:`InputFormatError` naming the file, the row and the field.
-    """
-    p = Path(path_or_name)
-    base = Path(directory) if directory is not None else subsets_dir()
-    tried = [p] if p.suffix == ".parquet" else [p, p.with_name(p.name + ".parquet")]
-    if len(p.parts) == 1 and not p.is_absolute():
-        tried += [base / t.name for t in tried]
-    found = next((t for t in tried if t.is_file()), None)
-    if found is None:
-        have = sorted(f.stem for f in base.glob("*.parquet")) if base.is_dir() else []
-        raise InputFormatError(
-            tried[-1],
-            f"no such training subset (looked for {[str(t) for t in dict.fromkeys(tried)]}); "
-            f"subsets in {base}: {have or 'none'}. Write one with DataMapExplorer.export(name)",
-        )
-    try:
-        df = pd.read_parquet(found)
-    except Exception as e:  # pyarrow raises several types for a file that is not parquet
-        raise InputFormatError(found, f"not a readable parquet file ({type(e).__name__}: {e})") from e
-    missing = [c for c in SUBSET_COLUMNS if c not in df.columns]
-    if missing:
-        raise InputFormatError(
-            found,
-            f"missing column(s) {missing}; a training subset needs {list(SUBSET_COLUMNS)}, "
-            f"this file has {list(df.columns)}",
-            field=missing[0],
-        )
-    if df.empty:
-        raise InputFormatError(found, "no rows: the subset is empty")
-    for i, row in enumerate(zip(df["id"], df["query"], df["code"])):
-        for col, value in zip(SUBSET_COLUMNS, row):
-            ok = isinstance(value, str) or (col == "id" and isinstance(value, (int, np.integer)))
-            if not ok or not str(value).strip():
-                what = "an empty" if ok else "a missing" if value is None or value != value else "a non-string"
-                raise InputFormatError(
-                    found, f"row {i} (0-based) has {what} {col} ({value!r:.40}); "
-                    "every row needs an id and a non-empty query and code", field=col
-                )
-    dup = df["id"][df["id"].duplicated()]
-    if len(dup):
-        raise InputFormatError(
-            found, f"id {dup.iloc[0]!r} is on rows {df.index[df['id'] == dup.iloc[0]].tolist()}; ids must be unique",
-            field="id",
-        )
-    return df
-
-
-def load_false_negatives(subsets: str | os.PathLike | Iterable[str | os.PathLike],
-                         directory: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The false negatives marked in the explorer and saved with exported subsets (names or paths, as
-    :func:`load_subset` takes them): ``query_pair_id``, ``code_pair_id``, one row per mark, each once.
-    Chapter 01's hard-negative mining leaves them out (``false_negative_subsets``)."""
-    names = [subsets] if isinstance(subsets, (str, os.PathLike)) else list(subsets)
-    rows: list[tuple[str, str]] = []
-    for name in names:
-        df = load_subset(name, directory)
-        marks = (df.attrs.get("workbench_subset") or {}).get("false_negatives") or []
-        for i, m in enumerate(marks):
-            if not isinstance(m, (list, tuple)) or len(m) != 2:
-                raise InputFormatError(name, f"false_negatives[{i}] is {m!r}; expected [query_pair_id, code_pair_id]",
-                                       field="false_negatives")
-            rows.append((str(m[0]), str(m[1])))
-    return pd.DataFrame(list(dict.fromkeys(rows)), columns=["query_pair_id", "code_pair_id"])
 
 
 class DataMapExplorer:
@@ -1007,26 +926,22 @@ class DataMapExplorer:
         ``overwrite=True``. ``export_table`` writes CSV or parquet of any of these for other tools.
         """
         idx = self._export_indices(what)
-        path = _subset_file(name, self.out_dir)
+        path = subset_file(name, self.out_dir)
         if path.exists() and not overwrite:
             raise ParameterError(f"export: {path} exists; choose another name or pass overwrite=True")
         df = self._rows(idx)
         ids = set(df["id"].astype(str))
         marks = [[q, c] for q, c in self._marks if q in ids]
-        df.attrs["workbench_subset"] = {
+        self.last_export = write_subset(path, df, {
             "what": AMBIGUOUS_HARD if what == "ambiguous+hard" else what,
-            "n": int(len(df)),
             "of": int(len(self)),
             "rule": "quantile",
             **self.thresholds,
             "counts": {k: int(v) for k, v in self.counts.items()},
             "filters": self._cf.filters,
             "false_negatives": marks,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        atomic_write_parquet(path, df)
-        self.last_export = path
-        return path
+        })
+        return self.last_export
 
     def _export_indices(self, what: str) -> np.ndarray:
         what = AMBIGUOUS_HARD if what == "ambiguous+hard" else what
