@@ -29,16 +29,14 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from common import ROOT, write_result
 
 sys.path.insert(0, str(ROOT / "tests"))
-from explorer_scale import inputs, real_pairs  # noqa: E402
-from labtools import KERNEL, SOFTWARE_WEBGPU, find_chromium, headless_chromium, jupyterlab  # noqa: E402
-from labtools import until as _until  # noqa: E402
+from explorer_scale import inputs, new_page, notebook, open_and_load, session  # noqa: E402
+from labtools import SOFTWARE_WEBGPU  # noqa: E402
 
 PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 # leaves of the widget's (shadow) DOM: texts and the histograms' bars
@@ -56,37 +54,16 @@ WATCH = """() => { window.__counts = []; const read = () => { const d = (DEEP)()
   window.__watch = requestAnimationFrame(read); }; read(); }""".replace("(DEEP)", f"({DEEP})")
 
 
-def notebook(root: Path, n: int) -> str:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python (workbench)", "language": "python"}
-    nb.cells = [
-        nbformat.v4.new_code_cell(
-            "import pandas as pd\nfrom embedding_atlas.widget import EmbeddingAtlasWidget\n"
-            f"pairs = pd.read_parquet('pairs-{n}.parquet')\ndmap = pd.read_parquet('map-{n}.parquet')\n"
-            "view = dmap.merge(pairs[['id', 'query', 'code', 'source']], left_on='pair_id', right_on='id')\n'loaded'"
-        ),
-        nbformat.v4.new_code_cell("w = EmbeddingAtlasWidget(view, x='variability', y='confidence', text='query')\nw"),
-    ]
-    name = f"atlas-{n}.ipynb"
-    nbformat.write(nb, root / name)
-    return name
-
-
 def measure(pg, lab: dict, n: int, console: list[str]) -> dict:
-    name = notebook(lab["root"], n)
-    pg.goto(f"{lab['base']}/lab/workspaces/a{n}/tree/{name}?token={lab['token']}")
-    pg.wait_for_selector(".jp-Notebook .jp-CodeCell .cm-content", timeout=180_000)
-    _until(pg, ".jp-StatusBar-TextItem[title^='Change kernel']:has-text('| Idle')")
+    name = notebook(lab["root"], f"atlas-{n}.ipynb", [
+        "import pandas as pd\nfrom embedding_atlas.widget import EmbeddingAtlasWidget\n"
+        f"pairs = pd.read_parquet('pairs-{n}.parquet')\ndmap = pd.read_parquet('map-{n}.parquet')\n"
+        "view = dmap.merge(pairs[['id', 'query', 'code', 'source']], left_on='pair_id', right_on='id')\n'loaded'",
+        "w = EmbeddingAtlasWidget(view, x='variability', y='confidence', text='query')\nw",
+    ])
+    open_and_load(pg, lab, name, f"a{n}")
     adapter = pg.evaluate("async () => { const a = navigator.gpu && await navigator.gpu.requestAdapter();"
                           " return a ? [a.info.vendor, a.info.architecture].join('/') : null; }")
-    cells = pg.locator(f"{PANEL} .jp-CodeCell")
-    cells.nth(0).click()
-    pg.keyboard.press("Shift+Enter")
-    pg.wait_for_function(f"() => Array.from(document.querySelectorAll('{PANEL} .jp-OutputArea-output'))"
-                         ".some(e => e.textContent.includes('loaded'))", timeout=180_000)
-    cells.nth(1).click()
     pg.evaluate("() => { window.__t0 = performance.now(); }")
     pg.keyboard.press("Shift+Enter")
     total = f"/ {n:,} points"
@@ -145,18 +122,12 @@ def main() -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(overlay), os.environ.get("PYTHONPATH")]))
     os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(overlay / "share" / "jupyter"),
                                                                os.environ.get("JUPYTER_PATH")]))
-    chromium = find_chromium()
-    if chromium is None:
-        sys.exit("no Chromium: make chromium")
-    base, corpus = real_pairs()
     rows = []
     t0 = time.time()
-    with tempfile.TemporaryDirectory(prefix="atlas-scale-") as tmp, jupyterlab(Path(tmp)) as lab, \
-            headless_chromium(chromium, SOFTWARE_WEBGPU) as browser:
+    with session("atlas-scale-", SOFTWARE_WEBGPU) as (tmp, lab, browser, base, corpus):
         for n in [int(s) for s in args.sizes.split(",")]:
-            inputs(base, n, Path(tmp))
-            pg = browser.new_page(viewport={"width": 1600, "height": 1400})
-            pg.set_default_timeout(120_000)
+            inputs(base, n, tmp)
+            pg = new_page(browser)
             console: list[str] = []
             pg.on("console", lambda m, console=console: console.append(m.text))
             try:

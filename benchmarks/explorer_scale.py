@@ -22,11 +22,14 @@ Chromium, one kernel per size. Needs Chromium (``make chromium``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -72,23 +75,48 @@ def inputs(base: pd.DataFrame, n: int, root: Path, seed: int = 0) -> tuple[pd.Da
     return pairs, dmap
 
 
-def notebook(root: Path, n: int) -> str:
+def notebook(root: Path, name: str, cells: list[str]) -> str:
+    """A notebook of ``cells`` (code) for the workbench's kernel, written to ``root / name``."""
     import nbformat
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python (workbench)", "language": "python"}
-    nb.cells = [
-        nbformat.v4.new_code_cell(
-            "import pandas as pd\nimport plotly.graph_objects as go\nfrom workbench.viz.explorer import DataMapExplorer\n"
-            f"pairs = pd.read_parquet('pairs-{n}.parquet')\ndmap = pd.read_parquet('map-{n}.parquet')\n"
-            "display(go.FigureWidget(go.Scatter(x=[1], y=[1]), layout=dict(title='warm-up', width=200, height=150)))\n"
-            "'loaded'"
-        ),
-        nbformat.v4.new_code_cell(f"ex = DataMapExplorer(dmap, pairs, out_dir='subsets-{n}', color='category')\nex"),
-    ]
-    name = f"explorer-{n}.ipynb"
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
     nbformat.write(nb, root / name)
     return name
+
+
+def open_and_load(pg, lab: dict, name: str, workspace: str) -> Any:
+    """Open notebook ``name`` in JupyterLab, run its first cell (which ends in ``'loaded'``) and put the
+    cursor in the second; returns the notebook's code cells."""
+    pg.goto(f"{lab['base']}/lab/workspaces/{workspace}/tree/{name}?token={lab['token']}")
+    pg.wait_for_selector(".jp-Notebook .jp-CodeCell .cm-content", timeout=180_000)
+    _until(pg, ".jp-StatusBar-TextItem[title^='Change kernel']:has-text('| Idle')")
+    cells = pg.locator(f"{PANEL} .jp-CodeCell")
+    cells.nth(0).click()
+    pg.keyboard.press("Shift+Enter")
+    pg.wait_for_function(f"() => Array.from(document.querySelectorAll('{PANEL} .jp-OutputArea-output'))"
+                         ".some(e => e.textContent.includes('loaded'))", timeout=180_000)
+    cells.nth(1).click()
+    return cells
+
+
+@contextlib.contextmanager
+def session(prefix: str, chromium_args: Sequence[str] = ()) -> Iterator[tuple[Path, dict, Any, pd.DataFrame, str]]:
+    """A temporary folder, a JupyterLab serving it, a headless Chromium, and the real pairs to repeat."""
+    chromium = find_chromium()
+    if chromium is None:
+        sys.exit("no Chromium: make chromium")
+    base, corpus = real_pairs()
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp, jupyterlab(Path(tmp)) as lab, \
+            headless_chromium(chromium, chromium_args) as browser:
+        yield Path(tmp), lab, browser, base, corpus
+
+
+def new_page(browser: Any) -> Any:
+    pg = browser.new_page(viewport={"width": 1600, "height": 1400})
+    pg.set_default_timeout(120_000)
+    return pg
 
 
 def timed_until(pg, action, condition: str, arg=None, timeout_s: float = 120) -> float:
@@ -107,16 +135,14 @@ def status_is(view: int | None, selected: int | None) -> tuple[str, list]:
 
 
 def measure(pg, lab: dict, n: int, pairs: pd.DataFrame, dmap: pd.DataFrame) -> dict:
-    name = notebook(lab["root"], n)
-    pg.goto(f"{lab['base']}/lab/workspaces/n{n}/tree/{name}?token={lab['token']}")
-    pg.wait_for_selector(".jp-Notebook .jp-CodeCell .cm-content", timeout=180_000)
-    _until(pg, ".jp-StatusBar-TextItem[title^='Change kernel']:has-text('| Idle')")
-    cells = pg.locator(f"{PANEL} .jp-CodeCell")
-    cells.nth(0).click()
-    pg.keyboard.press("Shift+Enter")  # load the data; the timing starts at the explorer's cell
-    pg.wait_for_function(f"() => Array.from(document.querySelectorAll('{PANEL} .jp-OutputArea-output'))"
-                         ".some(e => e.textContent.includes('loaded'))", timeout=180_000)
-    cells.nth(1).click()
+    name = notebook(lab["root"], f"explorer-{n}.ipynb", [
+        "import pandas as pd\nimport plotly.graph_objects as go\nfrom workbench.viz.explorer import DataMapExplorer\n"
+        f"pairs = pd.read_parquet('pairs-{n}.parquet')\ndmap = pd.read_parquet('map-{n}.parquet')\n"
+        "display(go.FigureWidget(go.Scatter(x=[1], y=[1]), layout=dict(title='warm-up', width=200, height=150)))\n"
+        "'loaded'",
+        f"ex = DataMapExplorer(dmap, pairs, out_dir='subsets-{n}', color='category')\nex",
+    ])
+    open_and_load(pg, lab, name, f"n{n}")  # load the data; the timing starts at the explorer's cell
     first = timed_until(
         pg, lambda: pg.keyboard.press("Shift+Enter"),
         f"([m, img]) => {{ const gd = {MAP}, bar = {BAR}; return gd && gd._fullData && gd._fullData[0] && gd._fullData[0].x.length === m"
@@ -181,18 +207,12 @@ def main() -> None:
     ap.add_argument("--sizes", default="20000,100000,250000")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    chromium = find_chromium()
-    if chromium is None:
-        sys.exit("no Chromium: make chromium")
-    base, corpus = real_pairs()
     rows = []
     t0 = time.time()
-    with tempfile.TemporaryDirectory(prefix="explorer-scale-") as tmp, jupyterlab(Path(tmp)) as lab, \
-            headless_chromium(chromium) as browser:
+    with session("explorer-scale-") as (tmp, lab, browser, base, corpus):
         for n in sizes:
-            pairs, dmap = inputs(base, n, Path(tmp))
-            pg = browser.new_page(viewport={"width": 1600, "height": 1400})
-            pg.set_default_timeout(120_000)
+            pairs, dmap = inputs(base, n, tmp)
+            pg = new_page(browser)
             try:
                 rows.append(measure(pg, lab, n, pairs, dmap))
             finally:

@@ -41,6 +41,7 @@ body, its doc comment) are read by one walk of the tree; the comment text itself
 from __future__ import annotations
 
 import bisect
+import importlib
 import importlib.metadata as importlib_metadata
 import re
 from collections import Counter
@@ -151,38 +152,24 @@ def grammar_versions() -> dict[str, str]:
     return out
 
 
+_GRAMMAR_MODULES = {
+    "go": ("tree_sitter_go", "language"), "java": ("tree_sitter_java", "language"),
+    "ruby": ("tree_sitter_ruby", "language"), "php": ("tree_sitter_php", "language_php"),
+    "javascript": ("tree_sitter_javascript", "language"), "typescript": ("tree_sitter_typescript", "language_typescript"),
+}
+
+
 def _language_capsule(language: str) -> Any:
+    if language not in _GRAMMAR_MODULES:
+        raise ParameterError(f"language {language!r}: expected one of {LANGUAGES}")
+    module, function = _GRAMMAR_MODULES[language]
     try:
-        if language == "go":
-            import tree_sitter_go as m
-
-            return m.language()
-        if language == "java":
-            import tree_sitter_java as m
-
-            return m.language()
-        if language == "ruby":
-            import tree_sitter_ruby as m
-
-            return m.language()
-        if language == "php":
-            import tree_sitter_php as m
-
-            return m.language_php()
-        if language == "javascript":
-            import tree_sitter_javascript as m
-
-            return m.language()
-        if language == "typescript":
-            import tree_sitter_typescript as m
-
-            return m.language_typescript()
+        return getattr(importlib.import_module(module), function)()
     except ImportError as exc:
         raise WorkbenchError(
             f"the tree-sitter grammar for {language} is not installed ({exc}); "
             f"pip install tree-sitter==0.26.1 {GRAMMAR_PACKAGES[language]}"
         ) from exc
-    raise ParameterError(f"language {language!r}: expected one of {LANGUAGES}")
 
 
 _FUNC_WRAPPED = "[(function_expression) (arrow_function) (generator_function)]"
