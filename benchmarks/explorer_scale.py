@@ -5,9 +5,12 @@ not built), repeated until there are N, each copy with its own id and its map po
 (confidence and variability + N(0, 0.02), clipped): real text, synthetic positions, said so in the
 result. Per size, in the browser (``performance.now()`` around each step, so the clock is the page's):
 
-- ``first_render_s``: from running the explorer's cell (the data already loaded) to the map drawn
+- ``first_render_cold_s``: from running the explorer's cell (the data already loaded) to the map drawn
   (all N points as markers up to 10,000; beyond, 10,000 markers over an image of all N), the bar
-  chart and the counts: what the user waits for;
+  chart and the counts, on a page where no plotly widget has been shown yet: what the user waits for
+  the first time (the page evaluates plotly.js once, ``viz.figure_widget``);
+- ``first_render_s``: the same after an earlier workbench figure widget on the page (as when the
+  explorer is built again in the same notebook, or after another workbench widget);
 - ``slider_s``: a key press on the ambiguous_q slider to the new counts and colours on screen;
 - ``bar_click_s``: a click on a bar of the bar chart to the selection count and the dimmed map;
 - ``search_s``: a substring typed in the search box (Enter) to the new "in view" count.
@@ -134,22 +137,29 @@ def status_is(view: int | None, selected: int | None) -> tuple[str, list]:
     return cond, [view, selected]
 
 
-def measure(pg, lab: dict, n: int, pairs: pd.DataFrame, dmap: pd.DataFrame) -> dict:
-    name = notebook(lab["root"], f"explorer-{n}.ipynb", [
+def first_render(pg, lab: dict, n: int, warm: bool) -> float:
+    """Seconds from running the explorer's cell to its map, bar chart and counts on screen; ``warm``: an
+    earlier workbench figure widget is on the page (plotly.js evaluated already)."""
+    warm_up = ("from workbench.viz.figure_widget import FigureWidget\n"
+               "display(FigureWidget(go.Scatter(x=[1], y=[1]), layout=dict(title='warm-up', width=200, height=150)))\n")
+    name = notebook(lab["root"], f"explorer-{n}-{'warm' if warm else 'cold'}.ipynb", [
         "import pandas as pd\nimport plotly.graph_objects as go\nfrom workbench.viz.explorer import DataMapExplorer\n"
         f"pairs = pd.read_parquet('pairs-{n}.parquet')\ndmap = pd.read_parquet('map-{n}.parquet')\n"
-        "display(go.FigureWidget(go.Scatter(x=[1], y=[1]), layout=dict(title='warm-up', width=200, height=150)))\n"
-        "'loaded'",
+        f"{warm_up if warm else ''}'loaded'",
         f"ex = DataMapExplorer(dmap, pairs, out_dir='subsets-{n}', color='category')\nex",
     ])
-    open_and_load(pg, lab, name, f"n{n}")  # load the data; the timing starts at the explorer's cell
-    first = timed_until(
+    open_and_load(pg, lab, name, f"n{n}{'w' if warm else 'c'}")  # load the data; the clock starts at the explorer's cell
+    return timed_until(
         pg, lambda: pg.keyboard.press("Shift+Enter"),
         f"([m, img]) => {{ const gd = {MAP}, bar = {BAR}; return gd && gd._fullData && gd._fullData[0] && gd._fullData[0].x.length === m"
         f" && (!img || (gd._fullLayout.images || []).length === 1)"
         f" && bar && bar._fullData && bar._fullData.length === 2 && document.querySelector('{PANEL} .wb-status'); }}",
         arg=[min(n, MAX_POINTS), n > MAX_POINTS], timeout_s=600,
     )
+
+
+def measure(pg, lab: dict, n: int, pairs: pd.DataFrame, dmap: pd.DataFrame) -> dict:
+    first = first_render(pg, lab, n, warm=True)
     # the slider: ambiguous_q down by one step at a time; wait for the counts line and the colours
     print(f"[explorer] {n}: first render {first:.2f} s", flush=True)
     slider = pg.locator(f"{PANEL} .widget-slider", has_text="ambiguous_q").locator(".noUi-handle")
@@ -212,9 +222,15 @@ def main() -> None:
     with session("explorer-scale-") as (tmp, lab, browser, base, corpus):
         for n in sizes:
             pairs, dmap = inputs(base, n, tmp)
+            cold_page = new_page(browser)
+            try:
+                cold = first_render(cold_page, lab, n, warm=False)
+                print(f"[explorer] {n}: first render on a page without plotly yet {cold:.2f} s", flush=True)
+            finally:
+                cold_page.close()
             pg = new_page(browser)
             try:
-                rows.append(measure(pg, lab, n, pairs, dmap))
+                rows.append({**measure(pg, lab, n, pairs, dmap), "first_render_cold_s": round(cold, 3)})
             finally:
                 shots = ROOT / "papermill_runs" / "browser"
                 shots.mkdir(parents=True, exist_ok=True)
@@ -222,7 +238,7 @@ def main() -> None:
                 pg.close()
     table = pd.DataFrame(rows).set_index("n")
     ref = table.iloc[0]
-    cols = ["first_render_s", "slider_s", "bar_click_s", "search_s"]
+    cols = ["first_render_cold_s", "first_render_s", "slider_s", "bar_click_s", "search_s"]
     print(f"\nexplorer in JupyterLab + headless Chromium; {corpus} corpus's {len(base)} train pairs repeated with jitter")
     print(table[cols].to_string())
     print(f"\nratio to {table.index[0]} points:")
@@ -230,9 +246,9 @@ def main() -> None:
     at = table.loc[100_000] if 100_000 in table.index else None
     targets = {}
     if at is not None:
-        targets = {"first_render_le_3s": bool(at["first_render_s"] <= 3.0),
+        targets = {"first_render_le_3s": bool(at["first_render_cold_s"] <= 3.0),
                    "updates_le_0.5s": bool(max(at["slider_s"], at["bar_click_s"], at["search_s"]) <= 0.5)}
-        print(f"\ntargets at 100,000: first render <= 3 s: {targets['first_render_le_3s']}; "
+        print(f"\ntargets at 100,000: first render (cold page) <= 3 s: {targets['first_render_le_3s']}; "
               f"updates <= 0.5 s: {targets['updates_le_0.5s']}")
     write_result("explorer_scale", {"corpus": corpus, "base_pairs": len(base), "rows": rows, "targets": targets,
                                     "data": "real pairs repeated, ids unique, map positions jittered N(0, 0.02)",

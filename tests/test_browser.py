@@ -415,6 +415,9 @@ def test_linked_views_search_time_and_inspector_in_jupyterlab(lab, chromium):
         pairs, dmap = lab["pairs"], lab["dmap"]
         cats = categorize(dmap)["category"].astype(str).to_numpy()
         _wait_summary(pg, N, 0)
+        # three plotly widgets (map, projection, bar chart), one plotly.js evaluated (viz.figure_widget)
+        assert pg.evaluate(f"() => [{proj}, {dmap_js}, {bar}].every(Boolean)")
+        assert pg.evaluate("() => Object.keys(globalThis).filter(k => k.startsWith('__workbench_plotly_widget_')).length") == 1
 
         # 1. a bar clicked selects its region; clicked again, nothing
         pg.evaluate(f"() => {bar}.scrollIntoView()")

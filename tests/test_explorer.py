@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import types
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -246,6 +247,24 @@ def test_load_subset_errors_name_the_file(tmp_path, monkeypatch):
     junk.write_text("not parquet")
     with pytest.raises(InputFormatError, match=r"junk\.parquet: not a readable parquet file"):
         load_subset(junk)
+
+
+def test_the_explorers_plotly_widgets_load_plotly_js_once_per_page(explorer):
+    """Every plotly widget of the explorer sends the module that imports plotly's bundle once per page
+    (``viz.figure_widget``; the browser test checks the page holds one copy)."""
+    import json as _json
+
+    from workbench.viz.figure_widget import FigureWidget, shared_module
+
+    explorer.widget  # noqa: B018 - builds the widgets
+    figures = [w for w in explorer.controls.values() if isinstance(w, go.FigureWidget)]
+    assert len(figures) >= 2 and all(isinstance(f, FigureWidget) and f._esm == shared_module() for f in figures)
+    module = shared_module()
+    assert "globalThis[KEY] ??= import(" in module and module.rstrip().endswith("export default bundle.default;")
+    import plotly
+
+    bundle = (Path(plotly.__file__).parent / "package_data" / "widgetbundle.js").read_text(encoding="utf-8")
+    assert _json.dumps(bundle) in module  # the bundle itself, unchanged, as one string
 
 
 def test_a_subset_written_without_the_explorer_reads_back(tmp_path):

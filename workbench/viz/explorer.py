@@ -64,6 +64,7 @@ from workbench.viz import explorer_views as views
 from workbench.viz.code import highlight_code
 from workbench.viz.crossfilter import CrossFilter, as_mask
 from workbench.viz.datamap import CATEGORY_COLORS, _short, datamap_figure
+from workbench.viz.figure_widget import FigureWidget
 
 __all__ = ["DataMapExplorer", "load_subset", "load_false_negatives", "subsets_dir", "SUBSET_COLUMNS", "EXPORT_CHOICES"]
 
@@ -1091,7 +1092,7 @@ class DataMapExplorer:
 
     def _build_figure(self) -> go.FigureWidget:
         custom, template = self._hover()
-        fig = go.FigureWidget()
+        fig = FigureWidget()
         fig.add_trace(
             go.Scattergl(
                 x=self._sub(self._xy[0]),
@@ -1142,7 +1143,7 @@ class DataMapExplorer:
     def _build_projection(self) -> go.FigureWidget:
         custom, _ = self._hover()
         t = self._cf.table
-        fig = go.FigureWidget()
+        fig = FigureWidget()
         fig.add_trace(
             go.Scattergl(
                 x=self._sub(t["x"].to_numpy(dtype=float)), y=self._sub(t["y"].to_numpy(dtype=float)), mode="markers",
@@ -1174,7 +1175,7 @@ class DataMapExplorer:
         return frame
 
     def _build_bar(self) -> go.FigureWidget:
-        fig = go.FigureWidget(views.bar_figure(self.bar_summary(), self.bar_column, self._is_numeric(self.bar_column)))
+        fig = FigureWidget(views.bar_figure(self.bar_summary(), self.bar_column, self._is_numeric(self.bar_column)))
         fig.data[0].on_click(self._on_bar_click)
         return fig
 
@@ -1284,7 +1285,7 @@ class DataMapExplorer:
         if self._timeline is not None:
             p = self._timeline.p_gold[:, self._tl_pos[loc]]
             if "inspect_curve" not in w:  # drawn on the first inspection, not with the explorer
-                w["inspect_curve"] = go.FigureWidget(views.dynamics_figure([], [], ""))
+                w["inspect_curve"] = FigureWidget(views.dynamics_figure([], [], ""))
                 w["inspect_curve_box"].children = (w["inspect_curve"],)
             fig = w["inspect_curve"]
             with fig.batch_update():
