@@ -148,7 +148,7 @@ def training_sample(pairs: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     """``n`` training pairs drawn reproducibly from the train split (all of it when smaller): the rows
     ``pairs[train].sample(n, random_state=seed)`` draws, taken by position so only those ``n`` rows
     are read from the memory-mapped corpus (filtering first would copy every training text)."""
-    train = np.flatnonzero((pairs["split"] == "train").to_numpy())
+    train = np.flatnonzero(pairs["split"] == "train")
     if n < len(train):  # DataFrame.sample's draw: RandomState(seed).choice without replacement
         train = train[np.random.RandomState(seed).choice(len(train), size=n, replace=False)]
     return pairs.take(train).reset_index(drop=True)
@@ -168,11 +168,12 @@ def pool_codes(pairs: pd.DataFrame, sample: pd.DataFrame, params: Params) -> lis
     missing = [c for c in ("source", "path", "code") if c not in pairs.columns or c not in sample.columns]
     if missing:
         raise ParameterError(f"datamap_pool='file_neighbours' needs the columns {missing} in the corpus pairs")
-    train = (pairs["split"] == "train").to_numpy() if "split" in pairs.columns else np.ones(len(pairs), bool)
+    train = np.flatnonzero(pairs["split"] == "train") if "split" in pairs.columns else np.arange(len(pairs))
     files = set(zip(sample["source"].tolist(), sample["path"].tolist()))
-    same = [t and f in files for t, f in zip(train, zip(pairs["source"].tolist(), pairs["path"].tolist()))]
+    keys = zip(pairs["source"].take(train).tolist(), pairs["path"].take(train).tolist())
+    same = train[[k in files for k in keys]]
     own = set(sample["code"].tolist())
-    return sorted({c for c in pairs["code"].take(np.flatnonzero(same)).tolist() if c not in own})
+    return sorted({c for c in pairs["code"].take(same).tolist() if c not in own})
 
 
 def comparison_params(params: Params) -> Params:

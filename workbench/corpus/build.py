@@ -18,7 +18,7 @@ import platform
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +39,9 @@ from ..store import (
     read_json,
 )
 from .dedup import deduplicate
-from .foreign_mining import (
-    FOREIGN_MINER_VERSION,
-    MAX_FOREIGN_FILE_BYTES,
-    extract_functions,
-    grammar_versions,
-    language_for_path,
-    skip_foreign_path_reason,
-)
-from .mining import MAX_FILE_BYTES, MINER_VERSION, mine_source, skip_path_reason
-from .sources import FOLDER_LANGUAGES, Source, SourceRef, iter_source_files, open_source, parse_source
+from .foreign_mining import FOREIGN_MINER_VERSION, extract_functions, grammar_versions
+from .mining import MAX_FILE_BYTES, MINER_VERSION, mine_source
+from .sources import SourceRef, iter_folder_files, iter_source_files, open_source, parse_source
 from .splits import (
     DEFAULT_FRACTIONS,
     SPLITS,
@@ -231,7 +224,7 @@ def mine_corpus_source(
     pyver = platform.python_version()
     counts: Counter = Counter()
     rows: list[tuple] = []
-    files = _folder_files(src, counts, progress) if ref.kind == "dir" else (
+    files = iter_folder_files(src, counts, progress=progress) if ref.kind == "dir" else (
         ("python", rel, data) for rel, data in iter_source_files(src, counts, progress=progress))
     for language, rel, data in files:
         if data is None:
@@ -262,47 +255,6 @@ def mine_corpus_source(
     atomic_write_json(js, stats)  # written last: its presence marks a complete cache entry
     pause_point("corpus.source")
     return pd.read_parquet(pq), stats
-
-
-def _folder_files(src: Source, counts: Counter, progress: bool) -> Iterator[tuple[str, str, bytes | None]]:
-    """``(language, relative_path, data)`` of each file of a ``dir:`` source that one of its languages
-    mines, in path order: ``.py`` files under :func:`~workbench.corpus.mining.skip_path_reason`'s rules,
-    the tree-sitter languages' under :func:`~workbench.corpus.foreign_mining.skip_foreign_path_reason`'s
-    (tests, vendored code, build copies, declarations). ``data`` is None for a file over the size
-    limit of its miner. Skipped paths are counted under ``path:<reason>``; a file of a known language
-    the source does not mine under ``path:language_not_chosen``."""
-    chosen_languages = src.ref.languages or FOLDER_LANGUAGES
-    files = src.list_files()
-    counts.update(src.skipped)
-    chosen: list[tuple[str, str, int]] = []
-    for rel, size in files:
-        language = "python" if rel.endswith(".py") else language_for_path(rel)
-        if language is None:
-            counts["path:other_language"] += 1
-            continue
-        if language not in chosen_languages:
-            counts["path:language_not_chosen"] += 1
-            continue
-        why = skip_path_reason(rel) if language == "python" else skip_foreign_path_reason(rel)
-        if why is not None:
-            counts[why] += 1
-        else:
-            chosen.append((language, rel, size))
-    it: Any = chosen
-    if progress:
-        from ..progress import tqdm
-
-        it = tqdm(chosen, desc=f"mining {src.ref.spec}", unit="file", leave=False)
-    for language, rel, size in it:
-        if size > (MAX_FILE_BYTES if language == "python" else MAX_FOREIGN_FILE_BYTES):
-            yield language, rel, None
-            continue
-        try:
-            data = src.read(rel)
-        except OSError:
-            counts["file:read_error"] += 1
-            continue
-        yield language, rel, data
 
 
 def _read_pairs_source(ref: SourceRef) -> tuple[pd.DataFrame, dict[str, Any]]:

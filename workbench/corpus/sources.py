@@ -13,7 +13,8 @@ mined offline"):
 
 A source lists ``(relative_path, size)`` and reads bytes; :func:`iter_source_files` applies the
 path filters of :mod:`workbench.corpus.mining` and yields ``(relative_path, bytes | None)``
-(``None`` for files over the size limit, which are not read).
+(``None`` for files over the size limit, which are not read); :func:`iter_folder_files` does the same
+for a ``dir:`` source in every language it mines, yielding each file's language too.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ..errors import ParameterError, WorkbenchError
 from ..paths import data_dir as default_data_dir
 from ..store import sha256_file
 from .foreign_mining import LANGUAGES as FOREIGN_LANGUAGES
+from .foreign_mining import MAX_FOREIGN_FILE_BYTES, language_for_path, skip_foreign_path_reason
 from .mining import MAX_FILE_BYTES, STDLIB_SKIP_DIRS, skip_path_reason
 
 _SPEC_RE = re.compile(
@@ -435,3 +437,46 @@ def iter_source_files(
             stats["file:read_error"] += 1
             continue
         yield rel, data
+
+
+def iter_folder_files(
+    src: Source, stats: Counter, progress: bool = False
+) -> Iterator[tuple[str, str, bytes | None]]:
+    """``(language, relative_path, data)`` of each file of a ``dir:`` source that one of its languages
+    mines, in path order: ``.py`` files under :func:`~workbench.corpus.mining.skip_path_reason`'s rules,
+    the tree-sitter languages' under :func:`~workbench.corpus.foreign_mining.skip_foreign_path_reason`'s
+    (tests, vendored code, build copies, declarations). ``data`` is None for a file over the size
+    limit of its miner. Skipped paths are counted under ``path:<reason>``; a file of a known language
+    the source does not mine under ``path:language_not_chosen``."""
+    chosen_languages = src.ref.languages or FOLDER_LANGUAGES
+    files = src.list_files()
+    stats.update(src.skipped)
+    chosen: list[tuple[str, str, int]] = []
+    for rel, size in files:
+        language = "python" if rel.endswith(".py") else language_for_path(rel)
+        if language is None:
+            stats["path:other_language"] += 1
+            continue
+        if language not in chosen_languages:
+            stats["path:language_not_chosen"] += 1
+            continue
+        why = skip_path_reason(rel) if language == "python" else skip_foreign_path_reason(rel)
+        if why is not None:
+            stats[why] += 1
+        else:
+            chosen.append((language, rel, size))
+    it: Any = chosen
+    if progress:
+        from ..progress import tqdm
+
+        it = tqdm(chosen, desc=f"mining {src.ref.spec}", unit="file", leave=False)
+    for language, rel, size in it:
+        if size > (MAX_FILE_BYTES if language == "python" else MAX_FOREIGN_FILE_BYTES):
+            yield language, rel, None
+            continue
+        try:
+            data = src.read(rel)
+        except OSError:
+            stats["file:read_error"] += 1
+            continue
+        yield language, rel, data

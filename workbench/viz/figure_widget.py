@@ -4,8 +4,8 @@ plotly 7's ``FigureWidget`` is an anywidget whose front end (``widgetbundle.js``
 widget code, 5 MB) travels in every widget's ``_esm`` and is evaluated anew for each: anywidget imports
 each widget's module from its own blob URL. In headless Chromium that costs 1-2 s per widget, so the
 data-map explorer's map, bar chart and projection spent 4-5 s of its first render evaluating plotly.js
-three times (docs/performance.md). :class:`FigureWidget` sends a small module instead, which imports
-the bundle once per page (a promise kept on ``globalThis`` under a key holding the bundle's digest, so
+three times (docs/performance.md). :class:`FigureWidget` wraps the bundle, as a string, in a module that
+imports it once per page (a promise kept on ``globalThis`` under a key holding the bundle's digest, so
 another plotly version gets its own) and re-exports it; every workbench widget after the first then
 renders in a fraction of that. The bundle still travels with each widget (the kernel cannot know what
 a page has already loaded), as a string the browser only has to read, not run.
